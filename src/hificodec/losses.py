@@ -1,0 +1,77 @@
+"""Training objectives: rate, the HiFiC rate controller, LPIPS and the non-saturating GAN.
+
+The generator loss follows the multi-realism paper (Eq. 4) with HiFiC's rate controller:
+
+    L = mse_weight * MSE_255 + lambda' * bpp + beta * (c_p * LPIPS + c_gan * GAN)
+
+with beta drawn per example. lambda' switches between lambda_a (batch bpp above the target)
+and lambda_b (below), so a model settles near its target rate without a lambda sweep.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def bits_per_pixel(likelihoods: dict[str, torch.Tensor], num_pixels: int) -> torch.Tensor:
+    """Per-example bpp (N,) from the entropy model's likelihoods."""
+    total = 0.0
+    for lik in likelihoods.values():
+        total = total + torch.log(lik).flatten(1).sum(dim=1)
+    return total / (-math.log(2) * num_pixels)
+
+
+@dataclass
+class RateController:
+    """HiFiC's two-level lambda; during warm-up lambda is scaled up and the target relaxed."""
+
+    target_bpp: float
+    lambda_a: float
+    lambda_b: float
+    warmup_steps: int = 0
+    warmup_lambda_factor: float = 2.0
+    warmup_target_factor: float = 0.20 / 0.14
+
+    def target(self, step: int) -> float:
+        return self.target_bpp * (self.warmup_target_factor if step < self.warmup_steps else 1.0)
+
+    def weight(self, step: int, batch_bpp: float) -> float:
+        lam = self.lambda_a if batch_bpp > self.target(step) else self.lambda_b
+        return lam * (self.warmup_lambda_factor if step < self.warmup_steps else 1.0)
+
+
+class LPIPSLoss(torch.nn.Module):
+    """LPIPS-Alex on [0, 1] images, per example. Frozen; needs `hfc setup-metrics` once."""
+
+    def __init__(self, net: str = "alex"):
+        super().__init__()
+        import warnings
+
+        import lpips
+
+        from .metric_weights import require_lpips_backbone
+
+        require_lpips_backbone(net)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torchvision's "pretrained is deprecated" chatter
+            self.model = lpips.LPIPS(net=net, verbose=False)
+        self.model.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True):  # always stays in eval mode (dropout off)
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.model(x * 2 - 1, y * 2 - 1).flatten()
+
+
+def generator_gan_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating generator loss -log D(fake), per example."""
+    return F.softplus(-fake_logits).flatten(1).mean(dim=1)
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()

@@ -1,0 +1,168 @@
+"""HiFiC encoder E, beta-conditional generator G, and the conditional patch discriminator D.
+
+Architecture after Mentzer et al. 2020 (HiFiC), with the residual blocks of G replaced by the
+beta-conditional blocks of Agustsson et al. 2023 (multi-realism). Sizes are configuration:
+``CONFIGS["hific"]`` is the paper's, the others are sized for CPU training and decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from .entropy import EntropyBottleneck, GaussianConditional, HyperpriorLatentModel, update_registered_buffers
+from .layers import BetaEmbedding, ChannelNorm2d, ConditionalResidualBlock, conv, upconv
+
+BETA_MAX_TRAIN = 5.12  # beta is sampled in [0, 5.12] during training
+BETA_MAX = 2.56  # the receiver may choose beta in [0, 2.56]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of one architecture. ``channels`` are the widths from full resolution (index 0)
+    down to 1/16 resolution (index 4); G mirrors them."""
+
+    channels: tuple[int, ...] = (60, 120, 240, 480, 960)
+    latent_channels: int = 220
+    hyper_channels: int = 320
+    residual_blocks: int = 9
+    beta_embed_width: int = 512
+    disc_channels: tuple[int, ...] = (64, 128, 256, 512)
+    disc_latent_channels: int = 12
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+CONFIGS: dict[str, ModelConfig] = {
+    # The paper's sizes (~180M parameters with D): builds and runs, far too slow to train here.
+    "hific": ModelConfig(),
+    # What the shipped weights use: see docs/architecture.md for the measurements behind it.
+    "hific-cpu": ModelConfig(
+        channels=(24, 48, 96, 192, 256),
+        latent_channels=192,
+        hyper_channels=128,
+        residual_blocks=5,
+        beta_embed_width=256,
+        disc_channels=(32, 64, 128, 256),
+    ),
+    # Tiny, for tests only.
+    "tiny": ModelConfig(
+        channels=(4, 8, 8, 16, 16),
+        latent_channels=8,
+        hyper_channels=8,
+        residual_blocks=1,
+        beta_embed_width=16,
+        disc_channels=(4, 8, 8, 8),
+        disc_latent_channels=2,
+    ),
+}
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        ch = cfg.channels
+        layers: list[nn.Module] = [conv(3, ch[0], 7), ChannelNorm2d(ch[0]), nn.ReLU(inplace=True)]
+        for c_in, c_out in zip(ch[:-1], ch[1:]):
+            layers += [conv(c_in, c_out, 3, stride=2), ChannelNorm2d(c_out), nn.ReLU(inplace=True)]
+        layers.append(conv(ch[-1], cfg.latent_channels, 3))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * 2.0 - 1.0)  # [0, 1] images -> [-1, 1]
+
+
+class Generator(nn.Module):
+    """G(y_hat, beta): one decoder for every realism weight beta."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        ch = cfg.channels
+        self.head = nn.Sequential(
+            ChannelNorm2d(cfg.latent_channels), conv(cfg.latent_channels, ch[-1], 3), ChannelNorm2d(ch[-1])
+        )
+        self.beta_embedding = BetaEmbedding(cfg.beta_embed_width, beta_max=BETA_MAX_TRAIN)
+        self.blocks = nn.ModuleList(
+            ConditionalResidualBlock(ch[-1], cfg.beta_embed_width) for _ in range(cfg.residual_blocks)
+        )
+        ups: list[nn.Module] = []
+        for c_in, c_out in zip(ch[:0:-1], ch[-2::-1]):
+            ups += [upconv(c_in, c_out), ChannelNorm2d(c_out), nn.ReLU(inplace=True)]
+        ups.append(conv(ch[0], 3, 7))
+        self.tail = nn.Sequential(*ups)
+
+    def forward(self, y_hat: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        h = self.head(y_hat)
+        f_beta = self.beta_embedding(beta.to(h.device))
+        skip = h
+        for block in self.blocks:
+            h = block(h, f_beta.to(h.dtype))
+        return (self.tail(h + skip) + 1.0) / 2.0  # [-1, 1] -> [0, 1]
+
+
+class HiFiC(nn.Module):
+    """Encoder + hyperprior + generator. ``stride`` is what input sizes must be padded to."""
+
+    stride = 64  # 16 for y, times 4 for z
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.encoder = Encoder(cfg)
+        self.latent_model = HyperpriorLatentModel(cfg.latent_channels, cfg.hyper_channels)
+        self.generator = Generator(cfg)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        # CompressAI's CDF buffers have data-dependent sizes: resize them before loading.
+        for name, module in self.named_modules():
+            if isinstance(module, (EntropyBottleneck, GaussianConditional)):
+                buffers = ["_quantized_cdf", "_offset", "_cdf_length"]
+                if isinstance(module, GaussianConditional):
+                    buffers.append("scale_table")
+                present = [b for b in buffers if f"{name}.{b}" in state_dict]
+                update_registered_buffers(module, name, present, state_dict, policy="resize")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def forward(self, x: torch.Tensor, beta: torch.Tensor) -> dict:
+        y = self.encoder(x)
+        y_hat, likelihoods = self.latent_model(y.float())
+        x_hat = self.generator(y_hat, beta)
+        return {"x_hat": x_hat, "y_hat": y_hat, "likelihoods": likelihoods}
+
+
+class Discriminator(nn.Module):
+    """Conditional patch discriminator: sees the image and (upsampled) y_hat; spectral norm."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        lc = cfg.disc_latent_channels
+        self.latent_proj = nn.Sequential(
+            spectral_norm(nn.Conv2d(cfg.latent_channels, lc, 3, padding=1)),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Upsample(scale_factor=16, mode="nearest"),
+        )
+        layers: list[nn.Module] = []
+        c_in = 3 + lc
+        for i, c_out in enumerate(cfg.disc_channels):
+            stride = 2 if i < len(cfg.disc_channels) - 1 else 1
+            layers += [spectral_norm(nn.Conv2d(c_in, c_out, 4, stride=stride, padding=2)), nn.LeakyReLU(0.2, inplace=True)]
+            c_in = c_out
+        layers.append(spectral_norm(nn.Conv2d(c_in, 1, 4, padding=2)))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, image: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
+        cond = self.latent_proj(y_hat)
+        return self.net(torch.cat([image * 2.0 - 1.0, cond], dim=1))  # logits per patch
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

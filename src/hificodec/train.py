@@ -1,0 +1,399 @@
+"""Training: HiFiC's two stages with the multi-realism beta-conditional loss.
+
+Stage 1: rate + MSE + beta * c_p * LPIPS (no GAN), from scratch.
+Stage 2: adds the conditional GAN (beta * c_gan * -log D), D trained one step per G step.
+beta is drawn per example, uniform in [0, beta_max_train].
+
+Everything is in one TOML config per shipped model (configs/), so one command reproduces a
+weights file. Runs are resumable: the checkpoint holds models, optimizers, step and every RNG
+state, and is written atomically every few minutes.
+
+    python -m hificodec.train configs/hific-cpu-mi.toml --run-dir /tmp/run-mi [--resume]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import PhotoFolder, RandomCropSampler
+from .losses import LPIPSLoss, RateController, bits_per_pixel, discriminator_loss, generator_gan_loss
+from .models import BETA_MAX, CONFIGS, Discriminator, HiFiC
+
+
+@dataclass
+class TrainConfig:
+    name: str
+    architecture: str = "hific-cpu"
+    # data
+    train_dir: str = "../shared/data/train"
+    val_dir: str = ""
+    val_images: int = 4
+    crop: int = 256
+    short_side_min: int = 256
+    short_side_max: int = 768
+    batch_size: int = 8
+    # rate controller (rate weight lambda' per bpp; mse_weight is per MSE on 0..255)
+    target_bpp: float = 0.30
+    lambda_a: float = 8.5
+    lambda_b: float = 0.07
+    rate_warmup_steps: int = 0
+    # loss
+    mse_weight: float = 0.01
+    lpips_weight: float = 1.66  # c_p: LPIPS weight is beta * c_p
+    gan_weight: float = 0.25  # c_gan: GAN weight is beta * c_gan
+    beta_max_train: float = 5.12
+    # schedule
+    stage1_steps: int = 1000
+    stage2_steps: int = 1000
+    lr: float = 1e-4
+    lr_stage2: float = 1e-4
+    lr_decay_fraction: float = 0.85  # lr x0.1 after this fraction of each stage
+    disc_lr: float = 1e-4
+    aux_lr: float = 1e-3
+    # run
+    bf16: bool = True
+    seed: int = 0
+    threads: int = 0  # 0: torch's default
+    checkpoint_minutes: float = 5.0
+    log_every: int = 20
+    val_every: int = 500
+    init_from: str = ""  # optional weights file to start from (e.g. a shipped model)
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        raw = tomllib.loads(Path(path).read_text())
+        flat: dict = {}
+        for key, value in raw.items():
+            if isinstance(value, dict):  # sections only group keys for readability
+                flat.update(value)
+            else:
+                flat[key] = value
+        known = {f.name for f in fields(cls)}
+        unknown = set(flat) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
+        return cls(**flat)
+
+    @property
+    def total_steps(self) -> int:
+        return self.stage1_steps + self.stage2_steps
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, run_dir: Path, device: str = "cpu"):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.device = torch.device(device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+
+        self.model = HiFiC(CONFIGS[cfg.architecture]).to(self.device)
+        self.disc = Discriminator(CONFIGS[cfg.architecture]).to(self.device)
+        if cfg.init_from:
+            from .zoo import load_model, model_info
+
+            init = load_model(model_info(Path(cfg.init_from)))
+            self.model.load_state_dict(init.state_dict())
+        self.lpips = LPIPSLoss().to(self.device)
+
+        aux = [p for n, p in self.model.named_parameters() if n.endswith(".quantiles")]
+        main = [p for n, p in self.model.named_parameters() if not n.endswith(".quantiles")]
+        self.opt_g = torch.optim.Adam(main, lr=cfg.lr)
+        self.opt_aux = torch.optim.Adam(aux, lr=cfg.aux_lr)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.999))
+        self.rate = RateController(cfg.target_bpp, cfg.lambda_a, cfg.lambda_b, cfg.rate_warmup_steps)
+        self.beta_generator = torch.Generator().manual_seed(cfg.seed + 1)
+        self.step = 0
+        self.train_seconds = 0.0
+        self.sampler: RandomCropSampler | None = None
+        self.val_images: list[torch.Tensor] = []
+        self.log_file = self.run_dir / "log.jsonl"
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    def state_dict(self) -> dict:
+        return {
+            "config": asdict(self.cfg),
+            "step": self.step,
+            "train_seconds": self.train_seconds,
+            "model": self.model.state_dict(),
+            "disc": self.disc.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_aux": self.opt_aux.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sampler": self.sampler.state_dict() if self.sampler else None,
+            "beta_generator": self.beta_generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
+        }
+
+    def save_checkpoint(self) -> None:
+        _atomic_torch_save(self.state_dict(), self.checkpoint_path)
+
+    def load_checkpoint(self, path: Path) -> None:
+        # Our own checkpoints contain numpy/python RNG state, hence weights_only=False; never
+        # point --resume at a file you did not write.
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.step = state["step"]
+        self.train_seconds = state.get("train_seconds", 0.0)
+        self.model.load_state_dict(state["model"])
+        self.disc.load_state_dict(state["disc"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_aux.load_state_dict(state["opt_aux"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self._pending_sampler_state = state["sampler"]
+        self.beta_generator.set_state(state["beta_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+
+    # -- data -------------------------------------------------------------------------------
+    def attach_data(self, train: PhotoFolder, val: list[torch.Tensor] | None = None) -> None:
+        cfg = self.cfg
+        self.sampler = RandomCropSampler(train, cfg.crop, (cfg.short_side_min, cfg.short_side_max), cfg.seed)
+        pending = getattr(self, "_pending_sampler_state", None)
+        if pending:
+            self.sampler.load_state_dict(pending)
+        self.val_images = val or []
+
+    # -- schedule ---------------------------------------------------------------------------
+    def stage(self, step: int | None = None) -> int:
+        return 1 if (self.step if step is None else step) < self.cfg.stage1_steps else 2
+
+    def learning_rate(self) -> float:
+        cfg = self.cfg
+        if self.stage() == 1:
+            base, start, length = cfg.lr, 0, cfg.stage1_steps
+        else:
+            base, start, length = cfg.lr_stage2, cfg.stage1_steps, cfg.stage2_steps
+        return base * (0.1 if self.step - start >= cfg.lr_decay_fraction * length else 1.0)
+
+    # -- one step ---------------------------------------------------------------------------
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+        for group in self.opt_g.param_groups:
+            group["lr"] = self.learning_rate()
+        gan = self.stage() == 2
+        self.model.train()
+
+        x = self.sampler.batch(cfg.batch_size).to(self.device)
+        beta = (torch.rand(cfg.batch_size, generator=self.beta_generator) * cfg.beta_max_train).to(self.device)
+
+        with autocast:
+            y = self.model.encoder(x)
+        # The entropy model runs in fp32: bf16 visibly biases the rate estimate.
+        y_hat, likelihoods = self.model.latent_model(y.float())
+        with autocast:
+            x_hat = self.model.generator(y_hat, beta)
+            perceptual = self.lpips(x_hat, x).float()
+        x_hat = x_hat.float()
+        bpp = bits_per_pixel(likelihoods, x.shape[-2] * x.shape[-1])
+        mse = (x_hat - x).pow(2).flatten(1).mean(1) * 255.0**2
+        batch_bpp = float(bpp.detach().mean())
+        rate_weight = self.rate.weight(self.step, batch_bpp)
+        per_example = cfg.mse_weight * mse + rate_weight * bpp + beta * cfg.lpips_weight * perceptual
+        g_adv = torch.zeros(())
+        if gan:
+            self.disc.requires_grad_(False)
+            with autocast:
+                fake_logits = self.disc(x_hat, y_hat.detach())
+            g_adv = generator_gan_loss(fake_logits.float())
+            per_example = per_example + beta * cfg.gan_weight * g_adv
+            self.disc.requires_grad_(True)
+        loss = per_example.mean()
+        out = {"bpp": batch_bpp, "psnr": float(10 * torch.log10(255.0**2 / mse.detach().mean())),
+               "lpips": float(perceptual.mean()), "loss": float(loss), "lambda": rate_weight}
+        if not torch.isfinite(loss):
+            out["skipped"] = 1  # never let one bad batch poison the weights
+            return out
+
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+
+        aux_loss = self.model.latent_model.aux_loss()
+        self.opt_aux.zero_grad(set_to_none=True)
+        aux_loss.backward()
+        self.opt_aux.step()
+        out["aux"] = float(aux_loss)
+
+        if gan:
+            with autocast:
+                real_logits = self.disc(x, y_hat.detach())
+                fake_logits = self.disc(x_hat.detach(), y_hat.detach())
+            d_loss = discriminator_loss(real_logits.float(), fake_logits.float())
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+            out["g_adv"] = float(g_adv.mean())
+            out["d_loss"] = float(d_loss)
+        return out
+
+    # -- validation -------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """bpp (from the likelihoods of the rounded latents), PSNR at beta=0, LPIPS at 0 and 2.56."""
+        if not self.val_images:
+            return {}
+        self.model.eval()
+        rows = []
+        for img in self.val_images:
+            x = img.to(self.device).unsqueeze(0)
+            y = self.model.encoder(x)
+            y_hat, likelihoods = self.model.latent_model(y)
+            row = {"bpp": float(bits_per_pixel(likelihoods, x.shape[-2] * x.shape[-1]))}
+            for b in (0.0, BETA_MAX):
+                x_hat = self.model.generator(y_hat, torch.tensor([b])).clamp(0, 1)
+                if b == 0.0:
+                    mse = float((x_hat - x).pow(2).mean()) * 255.0**2
+                    row["psnr_beta0"] = 10 * math.log10(255.0**2 / max(mse, 1e-10))
+                row[f"lpips_beta{b:g}"] = float(self.lpips(x_hat, x).mean())
+            rows.append(row)
+        self.model.train()
+        return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+
+    def _log(self, record: dict) -> None:
+        with open(self.log_file, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # -- loop -------------------------------------------------------------------------------
+    def run(self, progress: bool = True) -> None:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        stop = {"now": False}
+
+        def request_stop(signum, frame):  # finish the step, checkpoint, exit cleanly
+            stop["now"] = True
+
+        old_handler = signal.signal(signal.SIGTERM, request_stop)
+        last_ckpt = time.monotonic()
+        bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not progress, dynamic_ncols=True, file=sys.stderr)
+        sums: dict[str, float] = {}
+        count = 0
+        try:
+            while self.step < cfg.total_steps and not stop["now"]:
+                t0 = time.monotonic()
+                out = self.train_step()
+                self.train_seconds += time.monotonic() - t0
+                self.step += 1
+                count += 1
+                for k, v in out.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == cfg.total_steps:
+                    means = {k: v / count for k, v in sums.items()}
+                    bar.set_postfix(stage=self.stage(self.step - 1), bpp=f"{means['bpp']:.3f}",
+                                    psnr=f"{means['psnr']:.2f}", lpips=f"{means['lpips']:.3f}")
+                    self._log({"step": self.step, "stage": self.stage(self.step - 1),
+                               "seconds": round(self.train_seconds, 1), **{k: round(v, 5) for k, v in means.items()}})
+                    sums, count = {}, 0
+                if cfg.val_every and self.step % cfg.val_every == 0:
+                    val = self.validate()
+                    if val:
+                        self._log({"step": self.step, "val": {k: round(v, 4) for k, v in val.items()}})
+                stage_end = self.step == cfg.stage1_steps
+                if stage_end or time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
+                    self.save_checkpoint()
+                    if stage_end:
+                        _atomic_torch_save(self.state_dict(), self.run_dir / "stage1.pt")
+                    last_ckpt = time.monotonic()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            bar.close()
+            self.save_checkpoint()
+            signal.signal(signal.SIGTERM, old_handler)
+
+
+def load_val_images(val_dir: str, count: int) -> list[torch.Tensor]:
+    from .images import image_files, load_rgb
+
+    if not val_dir:
+        return []
+    out = []
+    for path in image_files([Path(val_dir)])[:count]:
+        rgb = load_rgb(path).rgb8
+        out.append(torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 255.0)
+    return out
+
+
+def train_main(config: Path, run_dir: Path, resume: bool = False, device: str = "cpu", progress: bool = True) -> Trainer:
+    cfg = TrainConfig.load(config)
+    trainer = Trainer(cfg, run_dir, device)
+    if resume:
+        if not trainer.checkpoint_path.is_file():
+            raise FileNotFoundError(f"no checkpoint to resume in {run_dir}")
+        trainer.load_checkpoint(trainer.checkpoint_path)
+    elif trainer.checkpoint_path.exists():
+        raise FileExistsError(f"{run_dir} already has a checkpoint: pass --resume, or use a new --run-dir")
+    train = PhotoFolder(cfg.train_dir, min_side=64)
+    trainer.attach_data(train, load_val_images(cfg.val_dir, cfg.val_images))
+    trainer._log({"event": "start", "step": trainer.step, "resume": resume, "images": len(train),
+                  "skipped": len(train.skipped), "config": asdict(cfg)})
+    trainer.run(progress=progress)
+    return trainer
+
+
+def export_main(checkpoint: Path, name: str, out_dir: Path | None = None) -> tuple[Path, str]:
+    """Checkpoint -> weights/<name>.safetensors (CDF tables updated first)."""
+    from .zoo import export_weights, weights_dir
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    cfg = TrainConfig(**state["config"])
+    model = HiFiC(CONFIGS[cfg.architecture])
+    model.load_state_dict(state["model"])
+    model.eval()
+    training = {
+        "config_name": cfg.name,
+        "train_dir": cfg.train_dir,
+        "crop": cfg.crop,
+        "batch_size": cfg.batch_size,
+        "step": state["step"],
+        "stage1_steps": min(state["step"], cfg.stage1_steps),
+        "stage2_steps": max(0, state["step"] - cfg.stage1_steps),
+        "train_hours": round(state.get("train_seconds", 0.0) / 3600, 2),
+    }
+    out = Path(out_dir or weights_dir()) / f"{name}.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    digest = export_weights(model, out, name, cfg.architecture, cfg.target_bpp, training)
+    return out, digest
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Train a hificodec model (see docs/training.md)")
+    ap.add_argument("config", type=Path)
+    ap.add_argument("--run-dir", type=Path, required=True)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    train_main(args.config, args.run_dir, args.resume, args.device)

@@ -1,0 +1,177 @@
+"""The shipped models: weights files under ``weights/``, their digests, loading and export.
+
+A weights file is ``weights/<name>.safetensors`` (never pickle: loading runs no code). Its
+metadata holds the architecture, the model config and the target rate. Its digest is the
+SHA-256 of the whole file; a .hfc file names the digest of the weights it needs, so a file is
+never decoded with weights that differ by even one bit from the encoder's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MODEL = "hific-cpu-mi"
+FORMAT_KEY = "hificodec-weights"
+
+
+class ModelNotFound(LookupError):
+    pass
+
+
+class WeightsError(ValueError):
+    """A weights file is unreadable, tampered with or not a hificodec model."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    file: Path
+    digest: str  # hex SHA-256 of the file
+    architecture: str
+    target_bpp: float
+    metadata: dict
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "file": str(self.file),
+            "digest": self.digest,
+            "architecture": self.architecture,
+            "target_bpp": self.target_bpp,
+            "training": self.metadata.get("training", {}),
+        }
+
+
+def weights_dir() -> Path:
+    """$HFC_WEIGHTS_DIR, else the project's weights/ folder."""
+    env = os.environ.get("HFC_WEIGHTS_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "weights"
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_metadata(path: Path) -> dict:
+    """Reads the safetensors header only (8-byte length + JSON), without loading tensors."""
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 0 < n < 100_000_000:
+                raise WeightsError(f"{path.name}: not a safetensors file")
+            header = json.loads(f.read(n))
+        meta = header.get("__metadata__", {})
+        if FORMAT_KEY not in meta:
+            raise WeightsError(f"{path.name}: not a hificodec weights file")
+        return {k: json.loads(v) for k, v in meta.items()}
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, WeightsError):
+            raise
+        raise WeightsError(f"{path.name}: unreadable weights file ({exc})") from None
+
+
+def model_info(path: Path) -> ModelInfo:
+    meta = _read_metadata(path)
+    return ModelInfo(
+        name=meta["name"],
+        file=path,
+        digest=file_digest(path),
+        architecture=meta["architecture"],
+        target_bpp=float(meta["target_bpp"]),
+        metadata=meta,
+    )
+
+
+def list_models(directory: Path | None = None) -> list[ModelInfo]:
+    directory = directory or weights_dir()
+    infos = []
+    for path in sorted(Path(directory).glob("*.safetensors")):
+        try:
+            infos.append(model_info(path))
+        except WeightsError:
+            continue
+    return infos
+
+
+def find_model(name: str, directory: Path | None = None) -> ModelInfo:
+    directory = Path(directory or weights_dir())
+    path = directory / f"{name}.safetensors"
+    if not path.is_file():
+        available = ", ".join(m.name for m in list_models(directory)) or "none"
+        raise ModelNotFound(f"model {name!r} is not installed in {directory} (available: {available})")
+    info = model_info(path)
+    if info.name != name:
+        raise WeightsError(f"{path.name} declares model name {info.name!r}")
+    return info
+
+
+def load_model(info: ModelInfo, expected_digest: str | None = None):
+    """Builds the HiFiC model of a weights file, in eval mode on the CPU, float32.
+
+    The digest is checked on the bytes that are actually parsed, so a file swapped after
+    ``find_model`` cannot slip through."""
+    import torch
+    from safetensors.torch import load as load_safetensors
+
+    from .models import HiFiC, ModelConfig
+
+    data = Path(info.file).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if expected_digest is not None and digest != expected_digest:
+        raise WeightsError(
+            f"weights {info.file.name} have digest {digest[:16]}..., the file needs {expected_digest[:16]}..."
+        )
+    if digest != info.digest:
+        raise WeightsError(f"weights {info.file.name} changed while loading")
+    try:
+        tensors = load_safetensors(data)
+    except Exception as exc:  # safetensors raises its own error types
+        raise WeightsError(f"{info.file.name}: corrupt weights ({exc})") from None
+    model = HiFiC(ModelConfig.from_dict(info.metadata["config"]))
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
+    try:
+        # strict: a file missing any tensor (e.g. the CDF tables) is refused.
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{info.file.name}: weights do not match the architecture ({str(exc).splitlines()[0]})") from None
+    return model.eval().requires_grad_(False)
+
+
+def export_weights(model, path: Path, name: str, architecture: str, target_bpp: float, training: dict) -> str:
+    """Writes ``model`` as fp16 safetensors with the CDF tables; returns the digest.
+
+    Only encoder and generator go to fp16. The entropy model stays fp32: its CDF tables are
+    computed here (update) from exactly the parameters that are stored."""
+    import torch
+    from safetensors.torch import save as save_safetensors
+
+    from .images import atomic_write
+
+    model.latent_model.update_tables()
+    state = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu()
+        if value.is_floating_point() and key.startswith(("encoder.", "generator.")):
+            value = value.half()
+        state[key] = value.contiguous()
+    metadata = {
+        FORMAT_KEY: 1,
+        "name": name,
+        "architecture": architecture,
+        "config": model.config.to_dict(),
+        "target_bpp": target_bpp,
+        "training": training,
+    }
+    data = save_safetensors(state, metadata={k: json.dumps(v) for k, v in metadata.items()})
+    atomic_write(Path(path), data)
+    return hashlib.sha256(data).hexdigest()

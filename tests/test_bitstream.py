@@ -1,0 +1,93 @@
+import struct
+import zlib
+
+import pytest
+
+from hificodec import bitstream
+from hificodec.bitstream import BitstreamError, HfcFile, parse
+
+DIGEST = "ab" * 32
+
+
+def sample(**kw) -> bytes:
+    fields = dict(model="hific-cpu-mi", weights_digest=DIGEST, width=17, height=33, z_string=b"\x01\x02\x03", y_string=b"y" * 40)
+    fields.update(kw)
+    return HfcFile(**fields).to_bytes()
+
+
+def test_round_trip_fields():
+    data = sample()
+    hfc = parse(data)
+    assert (hfc.model, hfc.weights_digest, hfc.width, hfc.height) == ("hific-cpu-mi", DIGEST, 17, 33)
+    assert hfc.z_string == b"\x01\x02\x03" and hfc.y_string == b"y" * 40
+    assert data[:4] == b"\x89HFC" and data[4] == bitstream.VERSION
+
+
+def test_layout_matches_docs():
+    data = sample()
+    name = b"hific-cpu-mi"
+    assert data[5] == 0 and data[6] == len(name) and data[7 : 7 + len(name)] == name
+    pos = 7 + len(name) + 32
+    assert struct.unpack(">II", data[pos : pos + 8]) == (17, 33)
+    assert struct.unpack(">I", data[-4:])[0] == zlib.crc32(data[:-4])
+
+
+def test_wrong_magic():
+    with pytest.raises(BitstreamError, match="not a .hfc file"):
+        parse(b"\x89PNG\r\n\x1a\n" + sample()[8:])
+
+
+def test_unknown_version():
+    data = bytearray(sample())
+    data[4] = 2
+    with pytest.raises(BitstreamError, match="unsupported .hfc format version 2"):
+        parse(bytes(data))
+
+
+def test_every_truncation_is_refused():
+    data = sample()
+    for n in range(len(data)):
+        with pytest.raises(BitstreamError):
+            parse(data[:n])
+
+
+def test_every_flipped_byte_is_refused():
+    data = sample()
+    for i in range(len(data)):
+        for mask in (0x01, 0x80, 0xFF):
+            corrupt = bytearray(data)
+            corrupt[i] ^= mask
+            with pytest.raises(BitstreamError):
+                parse(bytes(corrupt))
+
+
+def test_trailing_bytes_refused():
+    with pytest.raises(BitstreamError, match="unexpected bytes"):
+        parse(sample() + b"\0")
+
+
+def test_absurd_dimensions_refused_before_allocation():
+    # A 30-odd byte header that claims 100000 x 100000 pixels: refused from the header alone.
+    header = struct.pack(">4sBBB", b"\x89HFC", 1, 0, 1) + b"m" + bytes(32) + struct.pack(">II", 100000, 100000)
+    with pytest.raises(BitstreamError, match="outside 1..65535"):
+        parse(header + struct.pack(">I", 0))
+
+
+def test_huge_string_length_refused():
+    header = struct.pack(">4sBBB", b"\x89HFC", 1, 0, 1) + b"m" + bytes(32) + struct.pack(">II", 8, 8)
+    with pytest.raises(BitstreamError, match="truncated"):
+        parse(header + struct.pack(">I", 4_000_000_000) + b"x" * 10)
+
+
+def test_pixel_limit():
+    data = sample(width=4000, height=4000)
+    with pytest.raises(BitstreamError, match="exceeds the limit"):
+        parse(data, max_pixels=1_000_000)
+    assert parse(data, max_pixels=None).width == 4000
+
+
+def test_writer_validates():
+    with pytest.raises(ValueError):
+        sample(width=0)
+    with pytest.raises(ValueError):
+        sample(model="")

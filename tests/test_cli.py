@@ -1,0 +1,178 @@
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import EXAMPLE, TINY, random_image
+from hificodec.cli import main
+
+
+@pytest.fixture
+def run(tiny_weights_dir, monkeypatch):
+    monkeypatch.setenv("HFC_WEIGHTS_DIR", str(tiny_weights_dir))
+
+    def invoke(*args, input=None):
+        return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, (h, w) in enumerate([(20, 30), (17, 33), (3, 100)]):
+        Image.fromarray(random_image(h, w, seed=i)).save(folder / f"img{i}.png")
+    return folder
+
+
+def test_encode_decode_info(run, images, tmp_path):
+    src = images / "img0.png"
+    out = tmp_path / "a.hfc"
+    r = run("encode", src, "-o", out, "--model", TINY)
+    assert r.exit_code == 0, r.output
+    r = run("decode", out, "-o", tmp_path / "a.png", "--beta", "0")
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "a.png").size == (30, 20)
+    r = run("info", out, "--json")
+    meta = json.loads(r.output)
+    assert meta["model"] == TINY and meta["width"] == 30 and meta["model_installed"]
+    assert "beta" not in meta
+    r = run("info", out)
+    assert "30 x 20" in r.output
+
+
+def test_default_output_names_and_no_overwrite(run, images):
+    src = images / "img1.png"
+    assert run("encode", src, "--model", TINY).exit_code == 0
+    hfc = images / "img1.hfc"
+    assert hfc.is_file()
+    before = hfc.read_bytes()
+    r = run("encode", src, "--model", TINY)
+    assert r.exit_code == 1 and "exists" in r.output and "--force" in r.output
+    assert run("encode", src, "--model", TINY, "--force").exit_code == 0
+    assert hfc.read_bytes() == before  # deterministic
+
+
+def test_folder_batch_with_one_bad_file(run, images, tmp_path):
+    (images / "broken.png").write_bytes(b"not a png at all")
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    r = run("encode", images, "-d", outdir, "--model", TINY, "-q")
+    assert r.exit_code == 1
+    assert "broken.png" in r.output and "1 of 4 inputs failed" in r.output
+    assert sorted(p.name for p in outdir.iterdir()) == ["img0.hfc", "img1.hfc", "img2.hfc"]
+    dec = tmp_path / "dec"
+    dec.mkdir()
+    (outdir / "junk.hfc").write_bytes(b"\x89HFC\x01")
+    r = run("decode", outdir, "-d", dec, "--beta", "1.0")
+    assert r.exit_code == 1 and "junk.hfc" in r.output
+    assert sorted(p.name for p in dec.iterdir()) == ["img0.png", "img1.png", "img2.png"]
+
+
+def test_stdin_stdout(run, images):
+    png = (images / "img0.png").read_bytes()
+    r = CliRunner().invoke(main, ["encode", "-", "--model", TINY], input=png)
+    assert r.exit_code == 0
+    hfc = r.stdout_bytes
+    assert hfc[:4] == b"\x89HFC"
+    r = CliRunner().invoke(main, ["decode", "-", "--beta", "2.56"], input=hfc)
+    assert r.exit_code == 0
+    assert r.stdout_bytes[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("beta", ["-1", "2.6", "abc", "nan"])
+def test_bad_beta_is_usage_error(run, images, beta):
+    r = run("decode", images / "x.hfc", "--beta", beta)
+    assert r.exit_code == 2
+    assert "Traceback" not in r.output
+
+
+def test_usage_errors(run, images, tmp_path):
+    assert run("encode", images / "img0.png", images / "img1.png", "-o", tmp_path / "x.hfc").exit_code == 2
+    assert run("encode", images / "img0.png", "-o", "x", "-d", tmp_path).exit_code == 2
+    assert run("encode").exit_code == 2
+    assert run("decode", images / "img0.png", "-o", tmp_path / "out.xyz").exit_code == 2
+
+
+def test_missing_model_exit_code(run, images):
+    r = run("encode", images / "img0.png", "--model", "nope")
+    assert r.exit_code == 3 and "not installed" in r.output
+
+
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda d: b"GIF89a" + d[6:], "not a .hfc file"),
+        (lambda d: d[:4] + b"\x07" + d[5:], "version 7"),
+        (lambda d: d[: len(d) - 9], "truncated"),
+        (lambda d: d[:-20] + bytes([d[-20] ^ 1]) + d[-19:], "checksum"),
+    ],
+)
+def test_decoder_refusals_write_nothing(run, images, tmp_path, mutate, message):
+    good = tmp_path / "good.hfc"
+    assert run("encode", images / "img0.png", "-o", good, "--model", TINY).exit_code == 0
+    bad = tmp_path / "bad.hfc"
+    bad.write_bytes(mutate(good.read_bytes()))
+    out = tmp_path / "bad.png"
+    r = run("decode", bad, "-o", out)
+    assert r.exit_code == 1 and message in r.output
+    assert len(r.output.strip().splitlines()) == 1  # one clear line, no traceback
+    assert not out.exists()
+
+
+def test_input_never_overwritten(run, images, tmp_path):
+    src = images / "img0.png"
+    before = src.read_bytes()
+    r = run("decode", tmp_path / "x.hfc", "-o", src)  # missing input: fails, src untouched
+    assert r.exit_code == 1
+    fake = images / "img0.hfc"
+    assert run("encode", src, "-o", fake, "--model", TINY).exit_code == 0
+    r = run("encode", src, "-o", src, "--model", TINY, "--force")
+    assert r.exit_code == 1 and "overwrite the input" in r.output
+    assert src.read_bytes() == before
+
+
+def test_models_json(run):
+    r = run("models", "--json")
+    models = json.loads(r.output)
+    assert [m["name"] for m in models] == [TINY]
+    assert {"name", "file", "digest", "target_bpp"} <= set(models[0])
+
+
+def test_shipped_models_listed():
+    r = CliRunner().invoke(main, ["models", "--json"], env={"HFC_WEIGHTS_DIR": ""})
+    names = [m["name"] for m in json.loads(r.output)]
+    assert "hific-cpu-mi" in names
+
+
+def test_version_is_fast():
+    t = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "hificodec.cli", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and "hfc, version" in r.stdout
+    assert time.monotonic() - t < 5  # generous: the point is that torch is not imported
+
+
+def test_real_pipe_with_shipped_model():
+    # a real OS pipe: encode the example photo from stdin to stdout with the shipped model
+    env = dict(os.environ, HFC_WEIGHTS_DIR="")
+    enc = subprocess.run([sys.executable, "-m", "hificodec.cli", "encode", "-"], input=EXAMPLE.read_bytes(),
+                         capture_output=True, env=env)
+    assert enc.returncode == 0, enc.stderr
+    dec = subprocess.run([sys.executable, "-m", "hificodec.cli", "decode", "-", "--beta", "0"], input=enc.stdout,
+                         capture_output=True, env=env)
+    assert dec.returncode == 0, dec.stderr
+    assert Image.open(__import__("io").BytesIO(dec.stdout)).size == (768, 512)
+
+
+def test_cli_does_not_import_torch_for_help():
+    code = "import sys; import hificodec.cli; print('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip() == "False"

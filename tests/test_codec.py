@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+
+from conftest import TINY, random_image
+from hificodec import bitstream
+from hificodec.codec import Codec, CodecError, CodecPool, decode
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (33, 17), (3, 1000), (64, 64)])
+def test_round_trip_odd_sizes(shipped_codec, h, w):
+    img = random_image(h, w)
+    data = shipped_codec.encode(img)
+    hfc = bitstream.parse(data)
+    assert (hfc.width, hfc.height) == (w, h)
+    out = shipped_codec.decode(data, beta=0.0)
+    assert out.shape == (h, w, 3) and out.dtype == np.uint8
+
+
+def test_photo_reconstruction_is_recognizable(shipped_codec, photo):
+    data = shipped_codec.encode(photo)
+    bpp = 8 * len(data) / (photo.shape[0] * photo.shape[1])
+    assert 0.02 < bpp < 1.5
+    low = shipped_codec.decode(data, beta=0.0)
+    high = shipped_codec.decode(data, beta=2.56)
+    assert low.shape == high.shape == photo.shape
+    # Both ends of the beta range must resemble the input (a trained model, not noise) ...
+    assert psnr(photo, low) > 22.0
+    assert psnr(photo, high) > 20.0
+    # ... and beta must change the picture.
+    assert np.abs(low.astype(int) - high.astype(int)).mean() > 0.5
+
+
+def test_encoding_is_byte_identical_when_repeated(shipped_codec, photo):
+    crop = photo[:200, :300]
+    assert shipped_codec.encode(crop) == shipped_codec.encode(crop)
+
+
+def test_decoding_is_repeatable(shipped_codec):
+    data = shipped_codec.encode(random_image(40, 70, seed=3))
+    assert np.array_equal(shipped_codec.decode(data, 1.0), shipped_codec.decode(data, 1.0))
+
+
+def test_two_betas_one_latent(tiny_codec):
+    data = tiny_codec.encode(random_image(50, 90))
+    hfc = bitstream.parse(data)
+    y_hat = tiny_codec.latent(hfc)
+    a = tiny_codec.generate(hfc, y_hat, 0.0)
+    b = tiny_codec.generate(hfc, y_hat, 2.56)
+    assert a.shape == b.shape == (50, 90, 3)
+
+
+@pytest.mark.parametrize("beta", [-0.1, 2.57, float("nan")])
+def test_beta_out_of_range(tiny_codec, beta):
+    data = tiny_codec.encode(random_image(8, 8))
+    with pytest.raises(CodecError, match="beta"):
+        tiny_codec.decode(data, beta)
+
+
+def test_file_for_other_model_refused(tiny_codec, shipped_codec):
+    data = tiny_codec.encode(random_image(16, 16))
+    with pytest.raises(CodecError, match="needs model"):
+        shipped_codec.decode(data, 0.0)
+
+
+def test_unknown_model_refused(tiny_weights_dir):
+    hfc = bitstream.HfcFile("no-such-model", "00" * 32, 4, 4, b"", b"")
+    with pytest.raises(CodecError, match="not installed"):
+        decode(hfc.to_bytes(), 0.0, "cpu", tiny_weights_dir)
+
+
+def test_wrong_weights_digest_refused(tiny_weights_dir, tiny_codec):
+    good = bitstream.parse(tiny_codec.encode(random_image(16, 16)))
+    bad = bitstream.HfcFile(good.model, "11" * 32, good.width, good.height, good.z_string, good.y_string)
+    with pytest.raises(CodecError, match="different version"):
+        CodecPool("cpu", tiny_weights_dir).for_file(bad)
+
+
+def test_pool_loads_model_once(tiny_weights_dir, tiny_codec):
+    pool = CodecPool("cpu", tiny_weights_dir)
+    files = [bitstream.parse(tiny_codec.encode(random_image(8, 8, seed=i))) for i in range(3)]
+    assert len({id(pool.for_file(f)) for f in files}) == 1
+
+
+def test_tampered_weights_refused(tiny_weights_dir, tmp_path):
+    from hificodec.zoo import WeightsError, find_model, load_model
+
+    src = tiny_weights_dir / f"{TINY}.safetensors"
+    data = bytearray(src.read_bytes())
+    info = find_model(TINY, tiny_weights_dir)
+    data[-10] ^= 0xFF  # flip a byte inside a tensor
+    (tmp_path / src.name).write_bytes(bytes(data))
+    with pytest.raises(WeightsError):
+        load_model(find_model(TINY, tmp_path), expected_digest=info.digest)
+    (tmp_path / src.name).write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(WeightsError):
+        load_model(find_model(TINY, tmp_path))
+
+
+def test_device_auto_resolves():
+    from hificodec.codec import resolve_device
+
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(CodecError):
+        resolve_device("tpu")
