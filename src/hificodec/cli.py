@@ -54,6 +54,11 @@ def _plan(inputs: tuple[str, ...], output: str | None, outdir: str | None, out_e
             sources += [str(f) for f in image_files([p], in_exts)] if p.is_dir() else [item]
             if p.is_dir() and not any(True for _ in image_files([p], in_exts)):
                 raise click.UsageError(f"folder {item} has no {'/'.join(sorted(in_exts))} files")
+    if outdir:
+        try:
+            Path(outdir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.UsageError(f"cannot create output folder {outdir}: {exc.strerror}")
     if output and len(sources) != 1:
         raise click.UsageError("-o/--output takes one input; use -d/--outdir for several")
     if sources.count(STDIO) > 1:
@@ -327,12 +332,55 @@ def train(config, run_dir, resume, device):
 @click.option("--name", required=True, help="Model name; writes weights/<name>.safetensors.")
 @click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the weights file (default: the project's weights/).")
-def export(checkpoint, name, outdir):
+@click.option("--card", "card_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Measure the export on this folder (e.g. ../shared/data/kodak) at beta 0 and 2.56 and "
+                   "write its rows into docs/models.md.")
+def export(checkpoint, name, outdir, card_dir):
     """Export a training checkpoint as a shippable fp16 weights file."""
     from .train import export_main
 
     path, digest = export_main(checkpoint, name, outdir)
     click.echo(f"wrote {path} (sha256 {digest})")
+    if card_dir:
+        from .codec import Codec
+        from .evaluate import card_rows, evaluate_model, summarize, update_model_card
+        from .images import image_files
+        from .zoo import model_info
+
+        info = model_info(path)
+        codec = Codec.load(name, "cpu", path.parent)
+        summary = summarize(evaluate_model(codec, image_files([card_dir]), [0.0, 2.56]))
+        rows = card_rows(name, info.metadata["training"], summary)
+        update_model_card(name, rows)
+        click.echo("\n".join(rows))
+
+
+@main.command("eval")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--models", default=None, help="Comma-separated model names (default: all installed).")
+@click.option("--betas", default="0,0.64,1.28,1.92,2.56", show_default=True)
+@click.option("-o", "--outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Where per_image.csv and summary.json go; rerunning resumes.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+def evaluate(dataset, models, betas, outdir, device):
+    """Measure bpp, PSNR, MS-SSIM and LPIPS of models on a folder of images."""
+    from .evaluate import eval_main
+    from .metric_weights import MetricWeightsMissing
+    from .zoo import list_models
+
+    try:
+        beta_list = [float(b) for b in betas.split(",")]
+    except ValueError:
+        raise click.BadParameter("betas must be comma-separated numbers", param_hint="--betas")
+    names = models.split(",") if models else [m.name for m in list_models()]
+    try:
+        summary = eval_main(dataset, names, beta_list, outdir, device)
+    except (MetricWeightsMissing, ValueError) as exc:
+        _error(str(exc))
+        sys.exit(EXIT_FAILED)
+    for s in summary:
+        click.echo(f"{s['model']} beta={s['beta']:g}: {s['bpp']:.4f} bpp, PSNR {s['psnr']:.2f} dB, "
+                   f"MS-SSIM {s['ms_ssim']:.4f}, LPIPS {s['lpips']:.4f}, decode {s['decode_s_median']:.2f} s")
 
 
 @main.command("setup-metrics")

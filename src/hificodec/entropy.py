@@ -139,7 +139,7 @@ class HyperpriorLatentModel(nn.Module):
                 loss.backward()
                 opt.step()
                 decay.step()
-        return float(self.aux_loss())
+        return float(self.aux_loss().detach())
 
     def update_tables(self) -> None:
         """Settles the quantiles and recomputes the CDF tables (before export)."""

@@ -147,6 +147,7 @@ class Trainer:
             "opt_aux": self.opt_aux.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "sampler": self.sampler.state_dict() if self.sampler else None,
+            "train_images": len(self.sampler.folder) if self.sampler else None,
             "beta_generator": self.beta_generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
@@ -229,7 +230,7 @@ class Trainer:
             self.disc.requires_grad_(True)
         loss = per_example.mean()
         out = {"bpp": batch_bpp, "psnr": float(10 * torch.log10(255.0**2 / mse.detach().mean())),
-               "lpips": float(perceptual.mean()), "loss": float(loss), "lambda": rate_weight}
+               "lpips": float(perceptual.detach().mean()), "loss": float(loss.detach()), "lambda": rate_weight}
         if not torch.isfinite(loss):
             out["skipped"] = 1  # never let one bad batch poison the weights
             return out
@@ -371,9 +372,15 @@ def export_main(checkpoint: Path, name: str, out_dir: Path | None = None) -> tup
     model = HiFiC(CONFIGS[cfg.architecture])
     model.load_state_dict(state["model"])
     model.eval()
+    images = state.get("train_images")
+    if images is None and Path(cfg.train_dir).is_dir():  # checkpoints from before train_images existed
+        from .images import image_files
+
+        images = len(image_files([Path(cfg.train_dir)]))
     training = {
         "config_name": cfg.name,
         "train_dir": cfg.train_dir,
+        "images": images,
         "crop": cfg.crop,
         "batch_size": cfg.batch_size,
         "step": state["step"],
