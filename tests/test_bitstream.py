@@ -91,3 +91,27 @@ def test_writer_validates():
         sample(width=0)
     with pytest.raises(ValueError):
         sample(model="")
+
+
+# Property test: any mutation of a valid file is either refused with BitstreamError or is itself a
+# canonical .hfc file (it re-serializes to the very same bytes); no other exception escapes.
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4),
+    st.integers(0, 200),
+    st.binary(max_size=16),
+)
+def test_mutated_files_never_escape(edits, cut, splice):
+    data = bytearray(sample())
+    for pos, value in edits:
+        data[pos % len(data)] = value
+    mutated = bytes(data[: len(data) - cut % (len(data) + 1)]) + splice
+    try:
+        parsed = parse(mutated)
+    except BitstreamError:
+        return
+    assert parsed.to_bytes() == mutated

@@ -87,12 +87,9 @@ def _read_input(job: _Job) -> bytes:
     return Path(job.source).read_bytes()
 
 
-def _write_output(job: _Job, data: bytes, force: bool) -> None:
-    from .images import atomic_write
-
+def _check_target(job: _Job, force: bool) -> None:
+    """Refuses outputs that would clobber the input or an existing file (before any work)."""
     if job.target == STDIO:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
         return
     target = Path(job.target)
     if job.source != STDIO and target.exists() and os.path.samefile(target, job.source):
@@ -101,7 +98,17 @@ def _write_output(job: _Job, data: bytes, force: bool) -> None:
         raise ValueError(f"{target} exists (use --force to overwrite)")
     if not target.parent.is_dir():
         raise ValueError(f"output folder {target.parent} does not exist")
-    atomic_write(target, data)
+
+
+def _write_output(job: _Job, data: bytes, force: bool) -> None:
+    from .images import atomic_write
+
+    if job.target == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    _check_target(job, force)  # again: the file system may have changed meanwhile
+    atomic_write(Path(job.target), data)
 
 
 def _progress(jobs: list[_Job], quiet: bool):
@@ -111,24 +118,25 @@ def _progress(jobs: list[_Job], quiet: bool):
     return tqdm(jobs, disable=not show, file=sys.stderr, unit="img", dynamic_ncols=True)
 
 
-def _run_batch(jobs: list[_Job], convert, quiet: bool, verbose: bool) -> int:
-    """Converts every job; a failure is reported and the batch goes on."""
-    from .bitstream import BitstreamError
-    from .codec import CodecError
-    from .images import ImageError
-    from .zoo import WeightsError
+def _run_batch(jobs: list[_Job], convert, force: bool, quiet: bool, verbose: bool) -> int:
+    """Converts every job; a failure is reported and the batch goes on.
 
+    Every user-facing error of hificodec (bad image, bad .hfc, wrong model, corrupt weights) is
+    a ValueError; OSError covers unreadable/unwritable files; MemoryError/RuntimeError an image
+    too large for this machine."""
     failed = 0
     bar = _progress(jobs, quiet)
     try:
         for job in bar:
             try:
+                _check_target(job, force)
                 message = convert(job)
                 if verbose and message:
                     bar.write(f"{job.label} -> {job.target}: {message}", file=sys.stderr)
-            except (BitstreamError, CodecError, ImageError, WeightsError, ValueError, OSError) as exc:
+            except (ValueError, OSError, MemoryError, RuntimeError) as exc:
                 failed += 1
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                reason = (reason.splitlines() or [type(exc).__name__])[0]
                 bar.write(f"hfc: {job.label}: {reason}", file=sys.stderr)
     except KeyboardInterrupt:
         bar.close()
@@ -195,7 +203,7 @@ def encode(inputs, model, output, outdir, force, device, quiet, verbose, max_pix
         notes = "; ".join(image.notes)
         return f"{w}x{h}, {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp" + (f" ({notes})" if notes else "")
 
-    sys.exit(_run_batch(jobs, convert, quiet, verbose))
+    sys.exit(_run_batch(jobs, convert, force, quiet, verbose))
 
 
 def _load_codec(name: str, device: str):
@@ -249,7 +257,7 @@ def decode(inputs, beta, fmt, output, outdir, force, device, quiet, verbose, max
         _write_output(job, encode_image(rgb8, image_fmt), force)
         return f"{hfc.width}x{hfc.height}, beta={beta:g}"
 
-    sys.exit(_run_batch(jobs, convert, quiet, verbose))
+    sys.exit(_run_batch(jobs, convert, force, quiet, verbose))
 
 
 @main.command()
