@@ -249,7 +249,7 @@ class Trainer:
         self.opt_aux.zero_grad(set_to_none=True)
         aux_loss.backward()
         self.opt_aux.step()
-        out["aux"] = float(aux_loss)
+        out["aux"] = float(aux_loss.detach())
 
         if gan:
             with autocast:
