@@ -51,9 +51,13 @@ def _plan(inputs: tuple[str, ...], output: str | None, outdir: str | None, out_e
             sources.append(STDIO)
         else:
             p = Path(item)
-            sources += [str(f) for f in image_files([p], in_exts)] if p.is_dir() else [item]
-            if p.is_dir() and not any(True for _ in image_files([p], in_exts)):
+            if not p.is_dir():
+                sources.append(item)
+                continue
+            found = image_files([p], in_exts)
+            if not found:
                 raise click.UsageError(f"folder {item} has no {'/'.join(sorted(in_exts))} files")
+            sources += [str(f) for f in found]
     if outdir:
         try:
             Path(outdir).mkdir(parents=True, exist_ok=True)

@@ -259,8 +259,8 @@ class Trainer:
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
-            out["g_adv"] = float(g_adv.mean())
-            out["d_loss"] = float(d_loss)
+            out["g_adv"] = float(g_adv.detach().mean())
+            out["d_loss"] = float(d_loss.detach())
         return out
 
     # -- validation -------------------------------------------------------------------------
