@@ -357,12 +357,10 @@ def export(checkpoint, name, outdir, card_dir):
         from .codec import Codec
         from .evaluate import card_rows, evaluate_model, summarize, update_model_card
         from .images import image_files
-        from .zoo import model_info
 
-        info = model_info(path)
         codec = Codec.load(name, "cpu", path.parent)
         summary = summarize(evaluate_model(codec, image_files([card_dir]), [0.0, 2.56]))
-        rows = card_rows(name, info.metadata["training"], summary)
+        rows = card_rows(name, codec.info.metadata["training"], summary)
         update_model_card(name, rows)
         click.echo("\n".join(rows))
 

@@ -20,9 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PAIR_METRICS = ("psnr", "ms_ssim", "lpips")
-
-
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR over all RGB samples of two uint8 images (one MSE for the whole image)."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
@@ -147,7 +144,9 @@ def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir
     for name in model_names:
         rows += evaluate_model(Codec.load(name, device), images, betas, out_dir)
     summary = summarize(rows)
-    (out_dir / "summary.json").write_text(json.dumps({"dataset": str(dataset), "summary": summary}, indent=2))
+    from .images import atomic_write
+
+    atomic_write(out_dir / "summary.json", json.dumps({"dataset": str(dataset), "summary": summary}, indent=2).encode())
     return summary
 
 

@@ -206,7 +206,7 @@ class Trainer:
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
         main_group, density_group = self.opt_g.param_groups
         main_group["lr"] = self.learning_rate()
-        density_group["lr"] = self.learning_rate() * cfg.entropy_lr_factor
+        density_group["lr"] = main_group["lr"] * cfg.entropy_lr_factor
         gan = self.stage() == 2
         self.model.train()
 
