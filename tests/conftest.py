@@ -11,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "kodim23.png"
 TINY = "tiny-test"
+TINY_VBR = "tiny-vbr-test"
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +25,10 @@ def tiny_weights_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = HiFiC(CONFIGS["tiny"]).eval()
     out = tmp_path_factory.mktemp("weights")
-    export_weights(model, out / f"{TINY}.safetensors", TINY, "tiny", 0.3, {"note": "untrained, for tests"})
+    export_weights(model, out / f"{TINY}.safetensors", TINY, "tiny", [0.3], {"note": "untrained, for tests"})
+    torch.manual_seed(0)
+    vbr = HiFiC(CONFIGS["tiny-vbr"]).eval()
+    export_weights(vbr, out / f"{TINY_VBR}.safetensors", TINY_VBR, "tiny-vbr", [0.1, 0.2, 0.4], {"note": "untrained"})
     return out
 
 
@@ -33,6 +37,13 @@ def tiny_codec(tiny_weights_dir):
     from hificodec.codec import Codec
 
     return Codec.load(TINY, "cpu", tiny_weights_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_vbr_codec(tiny_weights_dir):
+    from hificodec.codec import Codec
+
+    return Codec.load(TINY_VBR, "cpu", tiny_weights_dir)
 
 
 @pytest.fixture(scope="session")

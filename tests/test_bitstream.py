@@ -29,6 +29,8 @@ def test_layout_matches_docs():
     assert data[5] == 0 and data[6] == len(name) and data[7 : 7 + len(name)] == name
     pos = 7 + len(name) + 32
     assert struct.unpack(">II", data[pos : pos + 8]) == (17, 33)
+    assert struct.unpack(">H", data[pos + 8 : pos + 10]) == (0,)
+    assert struct.unpack(">I", data[pos + 10 : pos + 14]) == (3,)  # z_len
     assert struct.unpack(">I", data[-4:])[0] == zlib.crc32(data[:-4])
 
 
@@ -39,9 +41,22 @@ def test_wrong_magic():
 
 def test_unknown_version():
     data = bytearray(sample())
-    data[4] = 2
-    with pytest.raises(BitstreamError, match="unsupported .hfc format version 2"):
+    data[4] = 3
+    with pytest.raises(BitstreamError, match="unsupported .hfc format version 3"):
         parse(bytes(data))
+
+
+def test_quality_round_trip():
+    hfc = parse(sample(quality_code=2 * bitstream.QUALITY_SCALE + 128))
+    assert hfc.quality == 2.5
+
+
+def test_version_1_files_are_read():
+    # Version 1 had no quality field; such files decode at quality 0.
+    body = (struct.pack(">4sBBB", b"\x89HFC", 1, 0, 1) + b"m" + bytes.fromhex(DIGEST) + struct.pack(">II", 5, 6)
+            + struct.pack(">I", 2) + b"zz" + struct.pack(">I", 3) + b"yyy")
+    hfc = parse(body + struct.pack(">I", zlib.crc32(body)))
+    assert (hfc.model, hfc.width, hfc.height, hfc.z_string, hfc.y_string, hfc.quality) == ("m", 5, 6, b"zz", b"yyy", 0.0)
 
 
 def test_every_truncation_is_refused():

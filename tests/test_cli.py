@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import EXAMPLE, TINY, random_image
+from conftest import EXAMPLE, TINY, TINY_VBR, random_image
 from hificodec.cli import main
 
 
@@ -143,14 +143,14 @@ def test_input_never_overwritten(run, images, tmp_path):
 def test_models_json(run):
     r = run("models", "--json")
     models = json.loads(r.output)
-    assert [m["name"] for m in models] == [TINY]
+    assert [m["name"] for m in models] == [TINY, TINY_VBR]
     assert {"name", "file", "digest", "target_bpp"} <= set(models[0])
 
 
 def test_shipped_models_listed():
     r = CliRunner().invoke(main, ["models", "--json"], env={"HFC_WEIGHTS_DIR": ""})
     names = [m["name"] for m in json.loads(r.output)]
-    assert "hific-cpu-mi" in names
+    assert "hific-cpu-vbr" in names
 
 
 def test_version_is_fast():

@@ -61,15 +61,16 @@ def test_loss_decreases_in_both_stages(tmp_path, photo_dir):
         assert last < first, f"stage {stage}: {first:.3f} -> {last:.3f}"
 
 
-def test_resume_continues_identically(tmp_path, photo_dir):
-    a = make_trainer(tmp_path / "a", photo_dir)
+@pytest.mark.parametrize("variant", [{}, {"architecture": "tiny-vbr", "target_bpp": [0.1, 0.2, 0.4], "rate_ema": 0.9}])
+def test_resume_continues_identically(tmp_path, photo_dir, variant):
+    a = make_trainer(tmp_path / "a", photo_dir, **variant)
     for _ in range(4):  # into stage 2, so D and its optimizer state matter too
         a.train_step()
         a.step += 1
     a.save_checkpoint()
     expected = a.train_step()
 
-    b = make_trainer(tmp_path / "b", photo_dir)
+    b = make_trainer(tmp_path / "b", photo_dir, **variant)
     b.load_checkpoint(a.checkpoint_path)
     b.attach_data(b.sampler.folder)
     assert b.step == 4

@@ -1,16 +1,17 @@
-"""The .hfc container, version 1 (specified byte by byte in docs/bitstream.md).
+"""The .hfc container, version 2 (specified byte by byte in docs/bitstream.md).
 
 Pure Python, no torch: ``hfc info`` and every refusal (bad magic, unknown version, truncation,
 checksum mismatch, absurd dimensions) happen before any model or large buffer is touched.
 
     magic        4  b"\\x89HFC"
-    version      1  1
+    version      1  2 (version 1 is read too: it has no quality field)
     flags        1  0 (reserved)
     name_len     1  length of the model name, 1..64
     name         n  model name, ASCII
     digest      32  SHA-256 of the weights file the decoder must use
     width        4  uint32, big-endian, >= 1
     height       4  uint32, big-endian, >= 1
+    quality      2  uint16, big-endian: the rate level times 256 (0 for single-rate models)
     z_len        4  uint32, length of the hyper-latent string
     z            .  range-coded hyper-latent z (CompressAI ans)
     y_len        4  uint32, length of the latent string
@@ -27,13 +28,16 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"\x89HFC"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+QUALITY_SCALE = 256  # quality is stored in 1/256 steps
 MAX_NAME = 64
 MAX_SIDE = 65535  # like JPEG; also bounds the latent sizes a decoder will allocate
 DEFAULT_MAX_PIXELS = 120_000_000
 _FIXED = struct.Struct(">4sBBB")  # magic, version, flags, name_len
 _DIMS = struct.Struct(">II")
 _LEN = struct.Struct(">I")
+_QUALITY = struct.Struct(">H")
 DIGEST_BYTES = 32
 
 
@@ -49,6 +53,11 @@ class HfcFile:
     height: int
     z_string: bytes
     y_string: bytes
+    quality_code: int = 0  # rate level * QUALITY_SCALE
+
+    @property
+    def quality(self) -> float:
+        return self.quality_code / QUALITY_SCALE
 
     def to_bytes(self) -> bytes:
         name = self.model.encode("ascii")
@@ -59,12 +68,15 @@ class HfcFile:
             raise ValueError("weights digest must be a SHA-256 (32 bytes)")
         if not (1 <= self.width <= MAX_SIDE and 1 <= self.height <= MAX_SIDE):
             raise ValueError(f"image sides must be 1..{MAX_SIDE}")
+        if not 0 <= self.quality_code <= 0xFFFF:
+            raise ValueError("quality code must fit in 16 bits")
         body = b"".join(
             [
                 _FIXED.pack(MAGIC, VERSION, 0, len(name)),
                 name,
                 digest,
                 _DIMS.pack(self.width, self.height),
+                _QUALITY.pack(self.quality_code),
                 _LEN.pack(len(self.z_string)),
                 self.z_string,
                 _LEN.pack(len(self.y_string)),
@@ -86,14 +98,18 @@ def parse(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> HfcFile:
             raise BitstreamError("truncated file (ends inside the header)")
         raise BitstreamError("not a .hfc file (wrong magic bytes)")
     _, version, flags, name_len = _FIXED.unpack_from(data, 0)
-    if version != VERSION:
-        raise BitstreamError(f"unsupported .hfc format version {version} (this hfc reads version {VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise BitstreamError(
+            f"unsupported .hfc format version {version} (this hfc reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))})"
+        )
+    quality_bytes = _QUALITY.size if version >= 2 else 0
     if flags != 0:
         raise BitstreamError(f"unsupported .hfc flags 0x{flags:02x}")
     if not 1 <= name_len <= MAX_NAME:
         raise BitstreamError("corrupt header (bad model name length)")
     pos = _FIXED.size
-    header_end = pos + name_len + DIGEST_BYTES + _DIMS.size + _LEN.size
+    header_end = pos + name_len + DIGEST_BYTES + _DIMS.size + quality_bytes + _LEN.size
     if len(data) < header_end:
         raise BitstreamError("truncated file (ends inside the header)")
     try:
@@ -111,6 +127,10 @@ def parse(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> HfcFile:
         raise BitstreamError(
             f"image of {width}x{height} exceeds the limit of {max_pixels} pixels (raise it with --max-pixels)"
         )
+    quality_code = 0
+    if quality_bytes:
+        (quality_code,) = _QUALITY.unpack_from(data, pos)
+        pos += quality_bytes
     (z_len,) = _LEN.unpack_from(data, pos)
     pos += _LEN.size
     if pos + z_len + _LEN.size > len(data):
@@ -128,4 +148,4 @@ def parse(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> HfcFile:
     (crc,) = _LEN.unpack_from(data, pos + y_len)
     if zlib.crc32(data[: pos + y_len]) != crc:
         raise BitstreamError("corrupt file (checksum mismatch)")
-    return HfcFile(model, digest, width, height, bytes(z_string), bytes(y_string))
+    return HfcFile(model, digest, width, height, bytes(z_string), bytes(y_string), quality_code)

@@ -189,19 +189,28 @@ def main() -> None:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-m", "--model", default=None, help="Model name (see `hfc models`).  [default: hific-cpu-mi]")
+@click.option("-m", "--model", default=None, help="Model name (see `hfc models`).  [default: hific-cpu-vbr]")
+@click.option("-Q", "--quality", type=float, default=None,
+              help="Rate level of a variable-rate model: 0 (lo, smallest) .. 2 (hi); fractions interpolate.  "
+                   "[default: the middle level]")
 @_with_options(output_options)
-def encode(inputs, model, output, outdir, force, device, quiet, verbose, max_pixels):
+def encode(inputs, model, quality, output, outdir, force, device, quiet, verbose, max_pixels):
     """Encode images (PNG, JPEG, WebP, TIFF, BMP; folders; '-' for stdin) to .hfc."""
     from .images import IMAGE_EXTENSIONS, load_rgb
     from .zoo import DEFAULT_MODEL
 
     jobs = _plan(inputs, output, outdir, ".hfc", IMAGE_EXTENSIONS)
     codec = _load_codec(model or DEFAULT_MODEL, device)
+    from .codec import CodecError
+
+    try:
+        codec.quality_code(quality)
+    except CodecError as exc:
+        raise click.BadParameter(str(exc), param_hint="--quality")
 
     def convert(job: _Job) -> str:
         image = load_rgb(_read_input(job), max_pixels=max_pixels)
-        data = codec.encode(image.rgb8)
+        data = codec.encode(image.rgb8, quality)
         _write_output(job, data, force)
         h, w = image.rgb8.shape[:2]
         notes = "; ".join(image.notes)
@@ -281,12 +290,13 @@ def info(file, as_json):
     installed = any(m.name == hfc.model and m.digest == hfc.weights_digest for m in list_models())
     record = {
         "file": file,
-        "format_version": bitstream.VERSION,
+        "format_version": data[4],
         "model": hfc.model,
         "weights_digest": hfc.weights_digest,
         "model_installed": installed,
         "width": hfc.width,
         "height": hfc.height,
+        "quality": hfc.quality,
         "bytes": len(data),
         "bpp": round(8 * len(data) / hfc.pixels, 5),
         "z_bytes": len(hfc.z_string),
@@ -295,8 +305,9 @@ def info(file, as_json):
     if as_json:
         click.echo(json.dumps(record, indent=2))
         return
-    click.echo(f"{file}: hificodec .hfc version {bitstream.VERSION}")
+    click.echo(f"{file}: hificodec .hfc version {data[4]}")
     click.echo(f"  image     {hfc.width} x {hfc.height}")
+    click.echo(f"  quality   {hfc.quality:g} (rate level chosen at encoding)")
     click.echo(f"  size      {len(data)} bytes, {record['bpp']:.4f} bpp (z {len(hfc.z_string)} B, y {len(hfc.y_string)} B)")
     click.echo(f"  model     {hfc.model} ({'installed' if installed else 'NOT installed'})")
     click.echo(f"  weights   sha256 {hfc.weights_digest}")
@@ -318,7 +329,10 @@ def models(as_json):
         return
     for m in infos:
         default = " (default)" if m.name == DEFAULT_MODEL else ""
-        click.echo(f"{m.name}{default}: {m.architecture}, target {m.target_bpp} bpp, {m.file}, sha256 {m.digest[:16]}")
+        rates = ", ".join(f"{t:g}" for t in m.target_bpp)
+        qualities = f", qualities 0..{m.rate_levels - 1}" if m.rate_levels > 1 else ""
+        click.echo(f"{m.name}{default}: {m.architecture}, trained for {rates} bpp{qualities}, {m.file}, "
+                   f"sha256 {m.digest[:16]}")
 
 
 @main.command()
@@ -389,7 +403,7 @@ def evaluate(dataset, models, betas, outdir, device):
         _error(str(exc))
         sys.exit(EXIT_FAILED)
     for s in summary:
-        click.echo(f"{s['model']} beta={s['beta']:g}: {s['bpp']:.4f} bpp, PSNR {s['psnr']:.2f} dB, "
+        click.echo(f"{s['model']} quality={s['quality']:g} beta={s['beta']:g}: {s['bpp']:.4f} bpp, PSNR {s['psnr']:.2f} dB, "
                    f"MS-SSIM {s['ms_ssim']:.4f}, LPIPS {s['lpips']:.4f}, decode {s['decode_s_median']:.2f} s")
 
 

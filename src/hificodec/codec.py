@@ -1,7 +1,7 @@
 """The codec API: RGB pixels <-> .hfc bytes, with the receiver choosing beta.
 
-    codec = Codec.load("hific-cpu-mi")
-    data = codec.encode(rgb8)                 # (H, W, 3) uint8 -> bytes
+    codec = Codec.load("hific-cpu-vbr")
+    data = codec.encode(rgb8, quality=1.0)    # (H, W, 3) uint8 -> bytes; quality picks the rate
     low_distortion = decode(data, beta=0.0)   # finds the model the file names
     high_realism = decode(data, beta=2.56)
 
@@ -38,6 +38,15 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def quality_range(model: HiFiC) -> tuple[float, float]:
+    return 0.0, float(model.rate_levels - 1)
+
+
+def default_quality(model: HiFiC) -> float:
+    """The middle rate level (mi for a lo/mi/hi model)."""
+    return float((model.rate_levels - 1) // 2)
+
+
 def check_beta(beta: float) -> float:
     if not (0.0 <= beta <= BETA_MAX):  # also rejects NaN
         raise CodecError(f"beta must be in [0, {BETA_MAX}], got {beta}")
@@ -67,8 +76,21 @@ class Codec:
         x = torch.from_numpy(np.ascontiguousarray(rgb8)).permute(2, 0, 1).unsqueeze(0).float() / 255.0
         return x.to(self.device)
 
+    def quality_code(self, quality: float | None) -> int:
+        """The stored form of a quality (1/256 steps); refuses qualities the model lacks."""
+        if quality is None:
+            quality = default_quality(self.model)
+        low, high = quality_range(self.model)
+        if not (low <= quality <= high):  # also rejects NaN
+            if low == high:
+                raise CodecError(f"model {self.info.name} has a single rate; quality must be 0, got {quality}")
+            raise CodecError(f"quality must be in [{low:g}, {high:g}] for model {self.info.name}, got {quality}")
+        return int(round(quality * bitstream.QUALITY_SCALE))
+
     @torch.no_grad()
-    def encode(self, rgb8: np.ndarray) -> bytes:
+    def encode(self, rgb8: np.ndarray, quality: float | None = None) -> bytes:
+        """Encodes at ``quality`` (0 .. rate_levels - 1; default the middle level)."""
+        code = self.quality_code(quality)
         height, width = rgb8.shape[:2]
         if not (1 <= width <= bitstream.MAX_SIDE and 1 <= height <= bitstream.MAX_SIDE):
             raise CodecError(f"image sides must be 1..{bitstream.MAX_SIDE} pixels, got {width}x{height}")
@@ -77,21 +99,27 @@ class Codec:
         pad_h, pad_w = (-height) % s, (-width) % s
         # Replicate padding works for any size (reflect needs > pad pixels); cropped on decode.
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        y = self.model.encoder(x)
+        gain, _ = self.model.gains(torch.tensor([code / bitstream.QUALITY_SCALE], device=self.device))
+        y = self.model.encoder(x) * gain
         (z_string, y_string), _, _ = self.model.latent_model.compress(y)
-        return bitstream.HfcFile(self.info.name, self.info.digest, width, height, z_string, y_string).to_bytes()
+        return bitstream.HfcFile(self.info.name, self.info.digest, width, height, z_string, y_string, code).to_bytes()
 
     # -- decode -----------------------------------------------------------------------------
     @torch.no_grad()
     def latent(self, hfc: bitstream.HfcFile) -> torch.Tensor:
-        """Entropy-decodes y_hat once; several betas can then be generated from it."""
+        """Entropy-decodes the generator's input once; several betas can then be generated from it."""
         self._check_file_model(hfc)
+        low, high = quality_range(self.model)
+        if not (low <= hfc.quality <= high):
+            raise CodecError(f"file has quality {hfc.quality:g}, outside [{low:g}, {high:g}] of model {hfc.model}")
         s = HiFiC.stride
         z_shape = (-(-hfc.height // s), -(-hfc.width // s))
         try:
-            return self.model.latent_model.decompress(hfc.z_string, hfc.y_string, z_shape)
+            y_hat = self.model.latent_model.decompress(hfc.z_string, hfc.y_string, z_shape)
         except (RuntimeError, ValueError, OverflowError) as exc:
             raise CodecError(f"corrupt latent data ({exc})") from None
+        _, inverse_gain = self.model.gains(torch.tensor([hfc.quality]))
+        return y_hat * inverse_gain
 
     @torch.no_grad()
     def generate(self, hfc: bitstream.HfcFile, y_hat: torch.Tensor, beta: float) -> np.ndarray:

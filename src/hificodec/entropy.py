@@ -74,9 +74,12 @@ class HyperpriorLatentModel(nn.Module):
         self.gaussian_conditional = GaussianConditional(scale_table(), scale_bound=SCALES_MIN)
 
     # -- training -------------------------------------------------------------------------
-    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Returns y_hat (y rounded around its predicted mean, straight-through) and the
-        likelihoods of y and z under additive-noise relaxation (used for the rate)."""
+    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Returns y_hat (y rounded around its predicted mean, straight-through), the
+        likelihoods of y and z under additive-noise relaxation in training (differentiable,
+        for the rate loss), and the likelihoods of the rounded values the coder will actually
+        code (no gradient; what the rate controller steers, because at low rates the noise
+        relaxation overstates the real rate by half or more)."""
         z = self.hyper_analysis(y)
         _, z_likelihoods = self.entropy_bottleneck(z)
         medians = self.entropy_bottleneck._get_medians()
@@ -85,7 +88,11 @@ class HyperpriorLatentModel(nn.Module):
         scales = self.scale_synthesis(z_hat)
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         y_hat = round_ste(y - means) + means
-        return y_hat, {"y": y_likelihoods, "z": z_likelihoods}
+        with torch.no_grad():
+            _, z_coded = self.entropy_bottleneck(z, training=False)
+            y_coded = self.gaussian_conditional._likelihood(y_hat, scales, means)
+            y_coded = self.gaussian_conditional.likelihood_lower_bound(y_coded)
+        return y_hat, {"y": y_likelihoods, "z": z_likelihoods}, {"y": y_coded, "z": z_coded}
 
     def aux_loss(self) -> torch.Tensor:
         return self.entropy_bottleneck.loss()

@@ -1,9 +1,9 @@
 """Evaluation of shipped models on a folder of images: real .hfc file sizes, PSNR (RGB),
 MS-SSIM and LPIPS-Alex at several betas, encode/decode wall-clock.
 
-    hfc eval ../shared/data/kodak --models hific-cpu-mi --betas 0,2.56 -o /tmp/eval
+    hfc eval ../shared/data/kodak --models hific-cpu-vbr --betas 0,2.56 -o /tmp/eval
 
-Each image is encoded once; every beta is decoded from that same file. Results go to a
+Each image is encoded once per quality (rate level); every beta is decoded from that same file. Results go to a
 per-image CSV and a summary JSON; finished images are skipped when a run is repeated with the
 same output folder, so an interrupted evaluation resumes.
 """
@@ -52,51 +52,62 @@ class LPIPSMetric:
         return float(self.loss(_to_tensor(a) / 255.0, _to_tensor(b) / 255.0).mean())
 
 
+def model_qualities(codec) -> list[float]:
+    """The trained rate levels of a model: 0 for a single-rate model, 0, 1, 2 for lo/mi/hi."""
+    return [float(q) for q in range(codec.model.rate_levels)]
+
+
 def evaluate_model(codec, images: list[Path], betas: list[float], out_dir: Path | None = None,
-                   progress: bool = True) -> list[dict]:
-    """One row per (image, beta). Rows already in out_dir/per_image.csv are reused."""
+                   progress: bool = True, qualities: list[float] | None = None) -> list[dict]:
+    """One row per (quality, image, beta). Rows already in out_dir/per_image.csv are reused."""
     from tqdm import tqdm
 
     from . import bitstream
     from .images import load_rgb
 
     lpips_metric = LPIPSMetric()
-    done: dict[tuple[str, str, float], dict] = {}
+    qualities = model_qualities(codec) if qualities is None else qualities
+    done: dict[tuple[str, float, str, float], dict] = {}
     csv_path = out_dir / "per_image.csv" if out_dir else None
     if csv_path and csv_path.is_file():
         with open(csv_path) as f:
             for row in csv.DictReader(f):
-                done[(row["model"], row["image"], float(row["beta"]))] = row
+                done[_row_key(row)] = row
     rows: list[dict] = []
-    for path in tqdm(images, disable=not progress, desc=codec.info.name, unit="img"):
-        keys = [(codec.info.name, path.name, float(b)) for b in betas]
+    name = codec.info.name
+    for path in tqdm(images, disable=not progress, desc=name, unit="img"):
+        keys = [(name, float(q), path.name, float(b)) for q in qualities for b in betas]
         if all(k in done for k in keys):
             rows += [done[k] for k in keys]
             continue
         original = load_rgb(path).rgb8
         h, w = original.shape[:2]
-        t0 = time.perf_counter()
-        data = codec.encode(original)
-        encode_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        hfc = bitstream.parse(data)
-        y_hat = codec.latent(hfc)  # entropy-decoded once; every beta reuses it
-        latent_s = time.perf_counter() - t0
-        for beta in betas:
+        for quality in qualities:
             t0 = time.perf_counter()
-            recon = codec.generate(hfc, y_hat, beta)
-            decode_s = latent_s + time.perf_counter() - t0  # what a single-beta decode costs
-            row = {
-                "model": codec.info.name, "image": path.name, "beta": float(beta), "width": w, "height": h,
-                "bytes": len(data), "bpp": 8 * len(data) / (w * h),
-                "psnr": psnr(original, recon), "ms_ssim": ms_ssim(original, recon),
-                "lpips": lpips_metric(original, recon), "encode_s": encode_s, "decode_s": decode_s,
-            }
-            rows.append(row)
+            data = codec.encode(original, quality)
+            encode_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            hfc = bitstream.parse(data)
+            y_hat = codec.latent(hfc)  # entropy-decoded once; every beta reuses it
+            latent_s = time.perf_counter() - t0
+            for beta in betas:
+                t0 = time.perf_counter()
+                recon = codec.generate(hfc, y_hat, beta)
+                decode_s = latent_s + time.perf_counter() - t0  # what a single-beta decode costs
+                rows.append({
+                    "model": name, "quality": float(quality), "image": path.name, "beta": float(beta),
+                    "width": w, "height": h, "bytes": len(data), "bpp": 8 * len(data) / (w * h),
+                    "psnr": psnr(original, recon), "ms_ssim": ms_ssim(original, recon),
+                    "lpips": lpips_metric(original, recon), "encode_s": encode_s, "decode_s": decode_s,
+                })
         if csv_path:
-            others = [r for k, r in done.items() if k[0] != codec.info.name]  # other models' rows
+            others = [r for k, r in done.items() if k[0] != name]  # other models' rows
             _write_csv(csv_path, rows + others)
     return rows
+
+
+def _row_key(row: dict) -> tuple[str, float, str, float]:
+    return row["model"], float(row.get("quality", 0.0)), row["image"], float(row["beta"])
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -113,18 +124,18 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """Means per (model, beta) over images; decode time as the median."""
-    groups: dict[tuple[str, float], list[dict]] = {}
+    """Means per (model, quality, beta) over images; times as medians."""
+    groups: dict[tuple[str, float, float], list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["model"], float(r["beta"])), []).append(r)
+        groups.setdefault((r["model"], float(r.get("quality", 0.0)), float(r["beta"])), []).append(r)
     out = []
-    for (model, beta), rs in sorted(groups.items()):
+    for (model, quality, beta), rs in sorted(groups.items()):
         def mean(key):
             vals = [float(r[key]) for r in rs if not math.isnan(float(r[key]))]
             return sum(vals) / len(vals) if vals else float("nan")
 
         out.append({
-            "model": model, "beta": beta, "images": len(rs), "bpp": mean("bpp"), "psnr": mean("psnr"),
+            "model": model, "quality": quality, "beta": beta, "images": len(rs), "bpp": mean("bpp"), "psnr": mean("psnr"),
             "ms_ssim": mean("ms_ssim"), "lpips": mean("lpips"),
             "encode_s_median": float(np.median([float(r["encode_s"]) for r in rs])),
             "decode_s_median": float(np.median([float(r["decode_s"]) for r in rs])),
@@ -151,7 +162,7 @@ def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir
 
 
 MODEL_CARD = Path(__file__).resolve().parents[2] / "docs" / "models.md"
-CARD_HEADER = "| model | data | crop | stage 1 / 2 steps | train h | beta | Kodak bpp | PSNR | MS-SSIM | LPIPS |"
+CARD_HEADER = "| model | data | crop | stage 1 / 2 steps | train h | quality | beta | Kodak bpp | PSNR | MS-SSIM | LPIPS |"
 
 
 def card_rows(name: str, training: dict, summary: list[dict]) -> list[str]:
@@ -163,7 +174,7 @@ def card_rows(name: str, training: dict, summary: list[dict]) -> list[str]:
         rows.append(
             f"| {name} | {Path(training.get('train_dir', '?')).name} ({training.get('images', '?')} photos) "
             f"| {training.get('crop')} | {training.get('stage1_steps')} / {training.get('stage2_steps')} "
-            f"| {training.get('train_hours')} | {s['beta']:g} | {s['bpp']:.3f} | {s['psnr']:.2f} "
+            f"| {training.get('train_hours')} | {s['quality']:g} | {s['beta']:g} | {s['bpp']:.3f} | {s['psnr']:.2f} "
             f"| {s['ms_ssim']:.4f} | {s['lpips']:.4f} |"
         )
     return rows

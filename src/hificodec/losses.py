@@ -5,7 +5,8 @@ The generator loss follows the multi-realism paper (Eq. 4) with HiFiC's rate con
     L = mse_weight * MSE_255 + lambda' * bpp + beta * (c_p * LPIPS + c_gan * GAN)
 
 with beta drawn per example. lambda' switches between lambda_a (batch bpp above the target)
-and lambda_b (below), so a model settles near its target rate without a lambda sweep.
+and lambda_b (below), so a model settles near its target rate without a lambda sweep. A
+variable-rate model has one target and one controller state per rate level.
 """
 
 from __future__ import annotations
@@ -27,21 +28,49 @@ def bits_per_pixel(likelihoods: dict[str, torch.Tensor], num_pixels: int) -> tor
 
 @dataclass
 class RateController:
-    """HiFiC's two-level lambda; during warm-up lambda is scaled up and the target relaxed."""
+    """HiFiC's two-level lambda, one controller per rate level of a variable-rate model.
 
-    target_bpp: float
+    Each level compares the bpp of its examples with its own target: the batch mean when
+    ``ema`` is 0 (HiFiC), or an exponential moving average over batches (a variable-rate batch
+    holds only a few examples per level, too few for a steady switch). During warm-up lambda
+    is scaled up and the targets relaxed."""
+
+    targets: list[float]
     lambda_a: float
     lambda_b: float
     warmup_steps: int = 0
+    ema: float = 0.0
     warmup_lambda_factor: float = 2.0
     warmup_target_factor: float = 0.20 / 0.14
 
-    def target(self, step: int) -> float:
-        return self.target_bpp * (self.warmup_target_factor if step < self.warmup_steps else 1.0)
+    def __post_init__(self):
+        self.targets = [float(t) for t in self.targets]
+        self.smoothed: list[float | None] = [None] * len(self.targets)
 
-    def weight(self, step: int, batch_bpp: float) -> float:
-        lam = self.lambda_a if batch_bpp > self.target(step) else self.lambda_b
-        return lam * (self.warmup_lambda_factor if step < self.warmup_steps else 1.0)
+    def target(self, step: int, level: int = 0) -> float:
+        return self.targets[level] * (self.warmup_target_factor if step < self.warmup_steps else 1.0)
+
+    def weights(self, step: int, bpp: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+        """Per-example lambda for per-example ``bpp`` (N,) at integer rate ``levels`` (N,)."""
+        bpp = bpp.detach().float().cpu()
+        levels = levels.cpu()
+        scale = self.warmup_lambda_factor if step < self.warmup_steps else 1.0
+        out = torch.empty_like(bpp)
+        for level in levels.unique().tolist():
+            mask = levels == level
+            mean = float(bpp[mask].mean())
+            previous = self.smoothed[level]
+            smoothed = mean if previous is None else self.ema * previous + (1 - self.ema) * mean
+            self.smoothed[level] = smoothed
+            lam = self.lambda_a if smoothed > self.target(step, level) else self.lambda_b
+            out[mask] = lam * scale
+        return out
+
+    def state_dict(self) -> dict:
+        return {"smoothed": list(self.smoothed)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.smoothed = list(state["smoothed"])
 
 
 class LPIPSLoss(torch.nn.Module):

@@ -7,7 +7,9 @@ beta-conditional blocks of Agustsson et al. 2023 (multi-realism). Sizes are conf
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -32,6 +34,10 @@ class ModelConfig:
     beta_embed_width: int = 512
     disc_channels: tuple[int, ...] = (64, 128, 256, 512)
     disc_latent_channels: int = 12
+    # >1: one variable-rate model. Each rate level has learned per-channel gains on y (and
+    # inverse gains before G), as in Cui et al. 2021 "asymmetric gained" VAEs; fractional
+    # qualities interpolate the gains geometrically between neighbouring levels.
+    rate_levels: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,6 +60,16 @@ CONFIGS: dict[str, ModelConfig] = {
         beta_embed_width=256,
         disc_channels=(32, 64, 128, 256),
     ),
+    # The shipped variable-rate model: hific-cpu with three rate levels (lo, mi, hi).
+    "hific-cpu-vbr": ModelConfig(
+        channels=(24, 48, 96, 192, 256),
+        latent_channels=192,
+        hyper_channels=128,
+        residual_blocks=5,
+        beta_embed_width=256,
+        disc_channels=(32, 64, 128, 256),
+        rate_levels=3,
+    ),
     # Tiny, for tests only.
     "tiny": ModelConfig(
         channels=(4, 8, 8, 16, 16),
@@ -65,6 +81,7 @@ CONFIGS: dict[str, ModelConfig] = {
         disc_latent_channels=2,
     ),
 }
+CONFIGS["tiny-vbr"] = replace(CONFIGS["tiny"], rate_levels=3)
 
 
 class Encoder(nn.Module):
@@ -120,6 +137,33 @@ class HiFiC(nn.Module):
         self.encoder = Encoder(cfg)
         self.latent_model = HyperpriorLatentModel(cfg.latent_channels, cfg.hyper_channels)
         self.generator = Generator(cfg)
+        if cfg.rate_levels > 1:
+            # log gains; initialised to spread the levels around the middle one (level
+            # spacing x1.6 in quantiser step), which training then adjusts.
+            spread = torch.linspace(-1.0, 1.0, cfg.rate_levels).mul(math.log(1.6) * (cfg.rate_levels - 1) / 2)
+            self.log_gain = nn.Parameter(spread[:, None].repeat(1, cfg.latent_channels))
+            self.log_inverse_gain = nn.Parameter(-spread[:, None].repeat(1, cfg.latent_channels))
+
+    @property
+    def rate_levels(self) -> int:
+        return self.config.rate_levels
+
+    def gains(self, quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-example (N, C, 1, 1) gain and inverse gain for qualities in [0, rate_levels - 1]
+        (integers are the trained levels; fractions interpolate in the log domain)."""
+        quality = quality.float().reshape(-1)
+        if self.rate_levels == 1:
+            ones = torch.ones(quality.numel(), self.config.latent_channels, 1, 1, device=quality.device)
+            return ones, ones
+        q = quality.clamp(0, self.rate_levels - 1)
+        low = q.floor().clamp(max=self.rate_levels - 2).long()
+        t = (q - low)[:, None]
+
+        def interpolate(table: torch.Tensor) -> torch.Tensor:
+            table = table.to(quality.device)
+            return ((1 - t) * table[low] + t * table[low + 1]).exp()[:, :, None, None]
+
+        return interpolate(self.log_gain), interpolate(self.log_inverse_gain)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         # CompressAI's CDF buffers have data-dependent sizes: resize them before loading.
@@ -132,11 +176,13 @@ class HiFiC(nn.Module):
                 update_registered_buffers(module, name, present, state_dict, policy="resize")
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
-    def forward(self, x: torch.Tensor, beta: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, beta: torch.Tensor, quality: torch.Tensor | None = None) -> dict:
+        quality = torch.zeros(x.shape[0]) if quality is None else quality
+        gain, inverse_gain = self.gains(quality.to(x.device))
         y = self.encoder(x)
-        y_hat, likelihoods = self.latent_model(y.float())
-        x_hat = self.generator(y_hat, beta)
-        return {"x_hat": x_hat, "y_hat": y_hat, "likelihoods": likelihoods}
+        y_hat, likelihoods, coded = self.latent_model(y.float() * gain)
+        x_hat = self.generator(y_hat * inverse_gain, beta)
+        return {"x_hat": x_hat, "y_hat": y_hat, "likelihoods": likelihoods, "coded_likelihoods": coded}
 
 
 class Discriminator(nn.Module):

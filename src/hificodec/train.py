@@ -44,11 +44,16 @@ class TrainConfig:
     short_side_min: int = 256
     short_side_max: int = 768
     batch_size: int = 8
-    # rate controller (rate weight lambda' per bpp; mse_weight is per MSE on 0..255)
-    target_bpp: float = 0.30
+    # rate controller (rate weight lambda' per bpp; mse_weight is per MSE on 0..255). A
+    # variable-rate architecture takes one target per rate level, lowest first.
+    target_bpp: float | list[float] = 0.30
     lambda_a: float = 8.5
     lambda_b: float = 0.07
     rate_warmup_steps: int = 0
+    rate_ema: float = 0.0  # smoothing of the per-level bpp the controller compares (0: batch mean)
+    # What the controller compares with the target: "noisy" (HiFiC: the relaxed rate the loss
+    # uses) or "coded" (the rate of the rounded latents, i.e. the real file size).
+    rate_measure: str = "noisy"
     # loss
     mse_weight: float = 0.01
     lpips_weight: float = 1.66  # c_p: LPIPS weight is beta * c_p
@@ -65,6 +70,7 @@ class TrainConfig:
     # The factorized prior of z starts wide (CompressAI's init_scale 10); at the main lr it needs
     # far more steps than a CPU run has to narrow, and z then costs most of the rate.
     entropy_lr_factor: float = 25.0
+    gain_lr_factor: float = 10.0  # the per-level gains of a variable-rate model
     # run
     bf16: bool = True
     seed: int = 0
@@ -72,7 +78,10 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     log_every: int = 20
     val_every: int = 500
-    init_from: str = ""  # optional weights file to start from (e.g. a shipped model)
+    # Optional start: a weights file (e.g. a shipped model) or a training checkpoint (.pt, also
+    # restores D). Parameters the source lacks (a variable-rate model's gains) keep their init.
+    init_from: str = ""
+    initial_gains: list[float] = ()  # per rate level, when starting a variable-rate model
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":
@@ -88,6 +97,10 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
         return cls(**flat)
+
+    @property
+    def targets(self) -> list[float]:
+        return [float(t) for t in self.target_bpp] if isinstance(self.target_bpp, list) else [float(self.target_bpp)]
 
     @property
     def total_steps(self) -> int:
@@ -114,27 +127,52 @@ class Trainer:
 
         self.model = HiFiC(CONFIGS[cfg.architecture]).to(self.device)
         self.disc = Discriminator(CONFIGS[cfg.architecture]).to(self.device)
+        if cfg.rate_measure not in ("noisy", "coded"):
+            raise ValueError(f"rate_measure must be 'noisy' or 'coded', not {cfg.rate_measure!r}")
+        if len(cfg.targets) != self.model.rate_levels:
+            raise ValueError(f"{cfg.architecture} has {self.model.rate_levels} rate levels, "
+                             f"the config gives {len(cfg.targets)} target_bpp values")
         if cfg.init_from:
-            from .zoo import load_model, model_info
-
-            init = load_model(model_info(Path(cfg.init_from)))
-            self.model.load_state_dict(init.state_dict())
+            self._init_from(Path(cfg.init_from))
+        if cfg.initial_gains:
+            if len(cfg.initial_gains) != self.model.rate_levels or self.model.rate_levels == 1:
+                raise ValueError("initial_gains needs one value per rate level of a variable-rate model")
+            with torch.no_grad():
+                log_gains = torch.tensor(cfg.initial_gains, dtype=torch.float32).log()[:, None]
+                self.model.log_gain.copy_(log_gains.expand_as(self.model.log_gain))
+                self.model.log_inverse_gain.copy_(-log_gains.expand_as(self.model.log_gain))
         self.lpips = LPIPSLoss().to(self.device)
 
         params = dict(self.model.named_parameters())
         aux = [p for n, p in params.items() if n.endswith(".quantiles")]
         density = [p for n, p in params.items() if ".entropy_bottleneck." in n and not n.endswith(".quantiles")]
-        main = [p for n, p in params.items() if ".entropy_bottleneck." not in n]
-        self.opt_g = torch.optim.Adam([{"params": main}, {"params": density}], lr=cfg.lr)
+        gains = [p for n, p in params.items() if n.startswith("log_")]
+        main = [p for n, p in params.items() if ".entropy_bottleneck." not in n and not n.startswith("log_")]
+        groups = [{"params": main}, {"params": density}] + ([{"params": gains}] if gains else [])
+        self.opt_g = torch.optim.Adam(groups, lr=cfg.lr)
         self.opt_aux = torch.optim.Adam(aux, lr=cfg.aux_lr)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.999))
-        self.rate = RateController(cfg.target_bpp, cfg.lambda_a, cfg.lambda_b, cfg.rate_warmup_steps)
+        self.rate = RateController(cfg.targets, cfg.lambda_a, cfg.lambda_b, cfg.rate_warmup_steps, cfg.rate_ema)
         self.beta_generator = torch.Generator().manual_seed(cfg.seed + 1)
         self.step = 0
         self.train_seconds = 0.0
         self.sampler: RandomCropSampler | None = None
         self.val_images: list[torch.Tensor] = []
         self.log_file = self.run_dir / "log.jsonl"
+
+    def _init_from(self, path: Path) -> None:
+        if path.suffix == ".pt":
+            state = torch.load(path, map_location=self.device, weights_only=False)  # our own checkpoint
+            model_state, disc_state = state["model"], state["disc"]
+        else:
+            from .zoo import load_model, model_info
+
+            model_state, disc_state = load_model(model_info(path)).state_dict(), None
+        missing, unexpected = self.model.load_state_dict(model_state, strict=False)
+        if unexpected or any(not k.startswith("log_") for k in missing):
+            raise ValueError(f"{path} does not match {self.cfg.architecture}: missing {missing}, unexpected {unexpected}")
+        if disc_state is not None:
+            self.disc.load_state_dict(disc_state)
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -154,6 +192,7 @@ class Trainer:
             "sampler": self.sampler.state_dict() if self.sampler else None,
             "train_images": len(self.sampler.folder) if self.sampler else None,
             "beta_generator": self.beta_generator.get_state(),
+            "rate_controller": self.rate.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
@@ -175,6 +214,8 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self._pending_sampler_state = state["sampler"]
         self.beta_generator.set_state(state["beta_generator"])
+        if "rate_controller" in state:
+            self.rate.load_state_dict(state["rate_controller"])
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
@@ -204,27 +245,37 @@ class Trainer:
     def train_step(self) -> dict:
         cfg = self.cfg
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
-        main_group, density_group = self.opt_g.param_groups
+        main_group, density_group, *gain_group = self.opt_g.param_groups
         main_group["lr"] = self.learning_rate()
         density_group["lr"] = main_group["lr"] * cfg.entropy_lr_factor
+        for group in gain_group:
+            group["lr"] = main_group["lr"] * cfg.gain_lr_factor
         gan = self.stage() == 2
         self.model.train()
 
         x = self.sampler.batch(cfg.batch_size).to(self.device)
         beta = (torch.rand(cfg.batch_size, generator=self.beta_generator) * cfg.beta_max_train).to(self.device)
+        levels = torch.zeros(cfg.batch_size, dtype=torch.long)
+        if self.model.rate_levels > 1:  # every level in every batch, from a random offset
+            offset = int(torch.randint(self.model.rate_levels, (1,), generator=self.beta_generator))
+            levels = (torch.arange(cfg.batch_size) + offset) % self.model.rate_levels
+        gain, inverse_gain = self.model.gains(levels.to(self.device))
 
         with autocast:
             y = self.model.encoder(x)
         # The entropy model runs in fp32: bf16 visibly biases the rate estimate.
-        y_hat, likelihoods = self.model.latent_model(y.float())
+        y_hat, likelihoods, coded_likelihoods = self.model.latent_model(y.float() * gain)
+        y_hat = y_hat * inverse_gain  # what G and D see: the same scale at every rate level
         with autocast:
             x_hat = self.model.generator(y_hat, beta)
             perceptual = self.lpips(x_hat, x).float()
         x_hat = x_hat.float()
         bpp = bits_per_pixel(likelihoods, x.shape[-2] * x.shape[-1])
+        coded_bpp = bits_per_pixel(coded_likelihoods, x.shape[-2] * x.shape[-1])
         mse = (x_hat - x).pow(2).flatten(1).mean(1) * 255.0**2
         batch_bpp = float(bpp.detach().mean())
-        rate_weight = self.rate.weight(self.step, batch_bpp)
+        measured = coded_bpp if cfg.rate_measure == "coded" else bpp
+        rate_weight = self.rate.weights(self.step, measured, levels).to(self.device)
         per_example = cfg.mse_weight * mse + rate_weight * bpp + beta * cfg.lpips_weight * perceptual
         g_adv = torch.zeros(())
         if gan:
@@ -235,8 +286,11 @@ class Trainer:
             per_example = per_example + beta * cfg.gan_weight * g_adv
             self.disc.requires_grad_(True)
         loss = per_example.mean()
-        out = {"bpp": batch_bpp, "psnr": float(10 * torch.log10(255.0**2 / mse.detach().mean())),
-               "lpips": float(perceptual.detach().mean()), "loss": float(loss.detach()), "lambda": rate_weight}
+        out = {"bpp": batch_bpp, "coded_bpp": float(coded_bpp.mean()), "psnr": float(10 * torch.log10(255.0**2 / mse.detach().mean())),
+               "lpips": float(perceptual.detach().mean()), "loss": float(loss.detach()), "lambda": float(rate_weight.mean())}
+        if self.model.rate_levels > 1:
+            for level in levels.unique().tolist():  # a small batch may miss a level
+                out[f"bpp_q{level}"] = float(measured.detach()[levels == level].mean())
         if not torch.isfinite(loss):
             out["skipped"] = 1  # never let one bad batch poison the weights
             return out
@@ -271,17 +325,23 @@ class Trainer:
             return {}
         self.model.eval()
         rows = []
+        levels = self.model.rate_levels
         for img in self.val_images:
             x = img.to(self.device).unsqueeze(0)
             y = self.model.encoder(x)
-            y_hat, likelihoods = self.model.latent_model(y)
-            row = {"bpp": float(bits_per_pixel(likelihoods, x.shape[-2] * x.shape[-1]))}
-            for b in (0.0, BETA_MAX):
-                x_hat = self.model.generator(y_hat, torch.tensor([b])).clamp(0, 1)
-                if b == 0.0:
-                    mse = float((x_hat - x).pow(2).mean()) * 255.0**2
-                    row["psnr_beta0"] = 10 * math.log10(255.0**2 / max(mse, 1e-10))
-                row[f"lpips_beta{b:g}"] = float(self.lpips(x_hat, x).mean())
+            row = {}
+            for level in range(levels):
+                suffix = f"_q{level}" if levels > 1 else ""
+                gain, inverse_gain = self.model.gains(torch.tensor([level], device=self.device))
+                y_hat, likelihoods, _ = self.model.latent_model(y * gain)
+                y_hat = y_hat * inverse_gain
+                row["bpp" + suffix] = float(bits_per_pixel(likelihoods, x.shape[-2] * x.shape[-1]))
+                for b in (0.0, BETA_MAX):
+                    x_hat = self.model.generator(y_hat, torch.tensor([b])).clamp(0, 1)
+                    if b == 0.0:
+                        mse = float((x_hat - x).pow(2).mean()) * 255.0**2
+                        row["psnr_beta0" + suffix] = 10 * math.log10(255.0**2 / max(mse, 1e-10))
+                    row[f"lpips_beta{b:g}" + suffix] = float(self.lpips(x_hat, x).mean())
             rows.append(row)
         self.model.train()
         return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
@@ -304,24 +364,24 @@ class Trainer:
         last_ckpt = time.monotonic()
         bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not progress, dynamic_ncols=True, file=sys.stderr)
         sums: dict[str, float] = {}
-        count = 0
+        counts: dict[str, int] = {}
         try:
             while self.step < cfg.total_steps and not stop["now"]:
                 t0 = time.monotonic()
                 out = self.train_step()
                 self.train_seconds += time.monotonic() - t0
                 self.step += 1
-                count += 1
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0.0) + v
+                    counts[k] = counts.get(k, 0) + 1
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == cfg.total_steps:
-                    means = {k: v / count for k, v in sums.items()}
+                    means = {k: v / counts[k] for k, v in sums.items()}
                     bar.set_postfix(stage=self.stage(self.step - 1), bpp=f"{means['bpp']:.3f}",
                                     psnr=f"{means['psnr']:.2f}", lpips=f"{means['lpips']:.3f}")
                     self._log({"step": self.step, "stage": self.stage(self.step - 1),
                                "seconds": round(self.train_seconds, 1), **{k: round(v, 5) for k, v in means.items()}})
-                    sums, count = {}, 0
+                    sums, counts = {}, {}
                 if cfg.val_every and self.step % cfg.val_every == 0:
                     val = self.validate()
                     if val:
@@ -396,7 +456,7 @@ def export_main(checkpoint: Path, name: str, out_dir: Path | None = None) -> tup
     }
     out = Path(out_dir or weights_dir()) / f"{name}.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)
-    digest = export_weights(model, out, name, cfg.architecture, cfg.target_bpp, training)
+    digest = export_weights(model, out, name, cfg.architecture, cfg.targets, training)
     return out, digest
 
 

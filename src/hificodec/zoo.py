@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_MODEL = "hific-cpu-mi"
+DEFAULT_MODEL = "hific-cpu-vbr"
 FORMAT_KEY = "hificodec-weights"
 
 
@@ -32,8 +32,12 @@ class ModelInfo:
     file: Path
     digest: str  # hex SHA-256 of the file
     architecture: str
-    target_bpp: float
+    target_bpp: tuple[float, ...]  # training target per rate level (quality 0, 1, ...)
     metadata: dict
+
+    @property
+    def rate_levels(self) -> int:
+        return len(self.target_bpp)
 
     def to_json(self) -> dict:
         return {
@@ -41,7 +45,8 @@ class ModelInfo:
             "file": str(self.file),
             "digest": self.digest,
             "architecture": self.architecture,
-            "target_bpp": self.target_bpp,
+            "target_bpp": list(self.target_bpp),
+            "qualities": f"0..{self.rate_levels - 1}",
             "training": self.metadata.get("training", {}),
         }
 
@@ -87,7 +92,7 @@ def model_info(path: Path) -> ModelInfo:
         file=path,
         digest=file_digest(path),
         architecture=meta["architecture"],
-        target_bpp=float(meta["target_bpp"]),
+        target_bpp=tuple(float(t) for t in (meta["target_bpp"] if isinstance(meta["target_bpp"], list) else [meta["target_bpp"]])),
         metadata=meta,
     )
 
@@ -147,7 +152,7 @@ def load_model(info: ModelInfo, expected_digest: str | None = None):
     return model.eval().requires_grad_(False)
 
 
-def export_weights(model, path: Path, name: str, architecture: str, target_bpp: float, training: dict) -> str:
+def export_weights(model, path: Path, name: str, architecture: str, target_bpp: list[float], training: dict) -> str:
     """Writes ``model`` as fp16 safetensors with the CDF tables; returns the digest.
 
     Only encoder and generator go to fp16. The entropy model stays fp32: its CDF tables are
@@ -161,6 +166,7 @@ def export_weights(model, path: Path, name: str, architecture: str, target_bpp: 
     state = {}
     for key, value in model.state_dict().items():
         value = value.detach().cpu()
+        # fp16 for E and G; the gains stay fp32 with the entropy model (they set the quantiser).
         if value.is_floating_point() and key.startswith(("encoder.", "generator.")):
             value = value.half()
         state[key] = value.contiguous()
