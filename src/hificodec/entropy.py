@@ -30,12 +30,27 @@ from .layers import conv
 # 64 log-spaced scales over [0.11, 256], as in HiFiC's reference implementation.
 SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
 PARAM_GRID = 256.0  # means and scales are rounded to multiples of 1/PARAM_GRID
+# Largest quantised value a file may hold. Real latents stay within a few hundred; forged
+# data can decode to values near 2^31, which CompressAI's encoder (used to verify a decode)
+# would loop on forever.
+MAX_SYMBOL = 2**15
 
 
 def scale_table() -> list[float]:
     return torch.exp(
         torch.linspace(math.log(SCALES_MIN), math.log(SCALES_MAX), SCALES_LEVELS, dtype=torch.float64)
     ).tolist()
+
+
+def safe_rans_input(string: bytes, symbols: int) -> bytes:
+    """Pads a range-coded string so CompressAI's rANS decoder cannot read past its end.
+
+    The decoder does no bounds checks: on a hostile string it keeps renormalising from memory
+    after the buffer and segfaults. Each decoded symbol reads at most one 32-bit word, and the
+    escape ("bypass") path at most 15 words per word of input (4-bit chunks of value 15 extend
+    the escape length), so this many zero bytes keep every read inside the buffer. Trailing
+    zeros are never reached when decoding a valid string, so decoding is unchanged."""
+    return string + bytes(4 * symbols + 16 * len(string) + 64)
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -72,6 +87,7 @@ class HyperpriorLatentModel(nn.Module):
         self.scale_synthesis = _hyper_synthesis(latent_channels, hyper_channels)
         self.entropy_bottleneck = EntropyBottleneck(hyper_channels)
         self.gaussian_conditional = GaussianConditional(scale_table(), scale_bound=SCALES_MIN)
+        self.latent_channels = latent_channels
 
     # -- training -------------------------------------------------------------------------
     def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -113,6 +129,8 @@ class HyperpriorLatentModel(nn.Module):
         """Codes one latent (batch of 1; this module must live on the CPU). Returns
         [z_string, y_string], the shape of z and the y_hat the decoder will see."""
         y = y.detach().float().cpu()
+        if not torch.isfinite(y).all():
+            raise ValueError("the encoder produced non-finite latents")
         z = self.hyper_analysis(y)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
@@ -124,10 +142,22 @@ class HyperpriorLatentModel(nn.Module):
 
     @torch.no_grad()
     def decompress(self, z_string: bytes, y_string: bytes, z_shape: tuple[int, int]) -> torch.Tensor:
-        z_hat = self.entropy_bottleneck.decompress([z_string], z_shape)
+        z_symbols = self.entropy_bottleneck.channels * z_shape[0] * z_shape[1]
+        y_symbols = self.latent_channels * z_shape[0] * z_shape[1] * self.stride**2
+        z_hat = self.entropy_bottleneck.decompress([safe_rans_input(z_string, z_symbols)], z_shape)
+        # A range decoder accepts any bytes; only the encoder's own output re-encodes to the
+        # same string. Checking that refuses damaged or forged data before the expensive
+        # generator runs (and bounds the work a small file claiming a large image can cause).
+        medians = self.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
+        if (z_hat - medians).abs().amax() > MAX_SYMBOL or self.entropy_bottleneck.compress(z_hat)[0] != z_string:
+            raise ValueError("hyper-latent data does not re-encode to itself")
         means, scales = self.entropy_parameters(z_hat)
         indexes = self.gaussian_conditional.build_indexes(scales)
-        return self.gaussian_conditional.decompress([y_string], indexes, means=means)
+        y_hat = self.gaussian_conditional.decompress([safe_rans_input(y_string, y_symbols)], indexes, means=means)
+        if (y_hat - means).abs().amax() > MAX_SYMBOL or \
+                self.gaussian_conditional.compress(y_hat, indexes, means=means)[0] != y_string:
+            raise ValueError("latent data does not re-encode to itself")
+        return y_hat
 
     def settle_quantiles(self, steps: int = 3000) -> float:
         """Fits the factorized prior's quantiles (which bound its CDF table) to its density.

@@ -1,11 +1,18 @@
-"""Evaluation of shipped models on a folder of images: real .hfc file sizes, PSNR (RGB),
-MS-SSIM and LPIPS-Alex at several betas, encode/decode wall-clock.
+"""The rate-distortion-realism benchmark: hificodec models against classical codecs.
 
-    hfc eval ../shared/data/kodak --models hific-cpu-vbr --betas 0,2.56 -o /tmp/eval
+    hfc eval ../shared/data/kodak -o /tmp/eval [--models ...] [--betas ...] [--codecs ...]
 
-Each image is encoded once per quality (rate level); every beta is decoded from that same file. Results go to a
-per-image CSV and a summary JSON; finished images are skipped when a run is repeated with the
-same output folder, so an interrupted evaluation resumes.
+* Models: each image is encoded once per quality (rate level); every beta is decoded from that
+  same file. Real file sizes, PSNR (RGB), MS-SSIM, LPIPS-Alex, encode/decode wall-clock.
+* Classical codecs: each image is coded at a ladder of target rates (the setting whose file is
+  closest to each target, found by binary search), which gives a per-image rate-distortion
+  curve. A model's result on an image is compared with the codecs' curves interpolated at the
+  bpp the model actually got there, and at twice that bpp.
+* FID / KID (HiFiC appendix A.7): 256x256 patches on a grid plus the half-shifted grid, pooled
+  over the folder, for every model point and for the classical codecs at ``fid_targets``.
+
+Everything is cached in the output folder (CSV rows, patch features), so an interrupted run
+resumes without recomputing finished images.
 """
 
 from __future__ import annotations
@@ -18,38 +25,63 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR over all RGB samples of two uint8 images (one MSE for the whole image)."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * math.log10(255.0**2 / mse))
+from .metrics import LPIPSMetric, ms_ssim, psnr
 
-
-def _to_tensor(rgb8: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb8)).permute(2, 0, 1).unsqueeze(0).float()
+DEFAULT_TARGETS = (0.07, 0.1, 0.14, 0.2, 0.3, 0.45, 0.6, 0.9, 1.2)
+DEFAULT_FID_TARGETS = (0.14, 0.3, 0.45, 0.9)
+MIN_FID_PATCHES = 100  # below this FID is not worth reporting (it needs many samples)
 
 
-def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """MS-SSIM (pytorch-msssim, data_range 255); NaN for images too small for 5 scales."""
-    from pytorch_msssim import ms_ssim as _ms_ssim
+class PatchFeatures:
+    """Inception features of the FID patches of every image, cached on disk per configuration
+    (``original``, ``<model>@q<quality>@b<beta>``, ``<codec>@<target>``)."""
 
-    if min(a.shape[:2]) <= 160:  # the 5-scale, 11-tap pyramid needs > 160 px
-        return float("nan")
-    return float(_ms_ssim(_to_tensor(a), _to_tensor(b), data_range=255))
+    def __init__(self, out_dir: Path, device: str = "cpu"):
+        self.dir = out_dir / "features"
+        self.device = device
+        self._net = None
+
+    def _path(self, config: str, image: str) -> Path:
+        return self.dir / config / f"{image}.npy"
+
+    def add(self, config: str, image: str, rgb8: np.ndarray) -> None:
+        from .images import atomic_write
+        from .metrics import InceptionFeatures, patches
+
+        path = self._path(config, image)
+        if path.is_file():
+            return
+        if self._net is None:
+            self._net = InceptionFeatures(self.device)
+        buf = io.BytesIO()
+        np.save(buf, self._net(patches(rgb8)).astype(np.float32))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, buf.getvalue())
+
+    def has(self, config: str, image: str) -> bool:
+        return self._path(config, image).is_file()
+
+    def load(self, config: str, images: list[str]) -> np.ndarray | None:
+        """All patches of ``images`` for one configuration, or None if any image is missing."""
+        if not all(self.has(config, i) for i in images):
+            return None
+        return np.concatenate([np.load(self._path(config, i)).astype(np.float64) for i in images])
 
 
-class LPIPSMetric:
-    """LPIPS-Alex v0.1 on uint8 images (scaled to [-1, 1], as the lpips package expects)."""
+def model_config(model: str, quality: float, beta: float) -> str:
+    return f"{model}@q{quality:g}@b{beta:g}"
 
-    def __init__(self):
-        from .losses import LPIPSLoss
 
-        self.loss = LPIPSLoss("alex")
+def classical_config(codec: str, target: float) -> str:
+    return f"{codec}@{target:g}"
 
-    @torch.no_grad()
-    def __call__(self, a: np.ndarray, b: np.ndarray) -> float:
-        return float(self.loss(_to_tensor(a) / 255.0, _to_tensor(b) / 255.0).mean())
+
+def _read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f))
 
 
 def model_qualities(codec) -> list[float]:
@@ -58,7 +90,8 @@ def model_qualities(codec) -> list[float]:
 
 
 def evaluate_model(codec, images: list[Path], betas: list[float], out_dir: Path | None = None,
-                   progress: bool = True, qualities: list[float] | None = None) -> list[dict]:
+                   progress: bool = True, qualities: list[float] | None = None,
+                   features: PatchFeatures | None = None) -> list[dict]:
     """One row per (quality, image, beta). Rows already in out_dir/per_image.csv are reused."""
     from tqdm import tqdm
 
@@ -67,21 +100,20 @@ def evaluate_model(codec, images: list[Path], betas: list[float], out_dir: Path 
 
     lpips_metric = LPIPSMetric()
     qualities = model_qualities(codec) if qualities is None else qualities
-    done: dict[tuple[str, float, str, float], dict] = {}
     csv_path = out_dir / "per_image.csv" if out_dir else None
-    if csv_path and csv_path.is_file():
-        with open(csv_path) as f:
-            for row in csv.DictReader(f):
-                done[_row_key(row)] = row
+    done = {_row_key(row): row for row in (_read_csv(csv_path) if csv_path else [])}
     rows: list[dict] = []
     name = codec.info.name
     for path in tqdm(images, disable=not progress, desc=name, unit="img"):
         keys = [(name, float(q), path.name, float(b)) for q in qualities for b in betas]
-        if all(k in done for k in keys):
+        configs = [model_config(name, q, b) for q in qualities for b in betas] + ["original"]
+        if all(k in done for k in keys) and (features is None or all(features.has(c, path.name) for c in configs)):
             rows += [done[k] for k in keys]
             continue
         original = load_rgb(path).rgb8
         h, w = original.shape[:2]
+        if features:
+            features.add("original", path.name, original)
         for quality in qualities:
             t0 = time.perf_counter()
             data = codec.encode(original, quality)
@@ -100,6 +132,8 @@ def evaluate_model(codec, images: list[Path], betas: list[float], out_dir: Path 
                     "psnr": psnr(original, recon), "ms_ssim": ms_ssim(original, recon),
                     "lpips": lpips_metric(original, recon), "encode_s": encode_s, "decode_s": decode_s,
                 })
+                if features:
+                    features.add(model_config(name, quality, beta), path.name, recon)
         if csv_path:
             others = [r for k, r in done.items() if k[0] != name]  # other models' rows
             _write_csv(csv_path, rows + others)
@@ -143,21 +177,235 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
-def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir: Path, device: str = "cpu") -> list[dict]:
+def evaluate_classical(codecs, images: list[Path], targets: list[float], out_dir: Path, progress: bool = True,
+                       features: PatchFeatures | None = None, fid_targets: tuple[float, ...] = ()) -> list[dict]:
+    """One row per (codec, target, image): the setting closest to the target and its metrics.
+    Rows already in out_dir/classical.csv are reused."""
+    from tqdm import tqdm
+
+    from .classical import match_bpp
+    from .images import load_rgb
+
+    lpips_metric = LPIPSMetric()
+    csv_path = out_dir / "classical.csv"
+    done = {(r["codec"], float(r["target"]), r["image"]): r for r in _read_csv(csv_path)}
+    rows: list[dict] = []
+    bar = tqdm(total=len(codecs) * len(images), disable=not progress, desc="classical", unit="img")
+    for codec in codecs:
+        for path in images:
+            bar.update(1)
+            keys = [(codec.name, float(t), path.name) for t in targets]
+            wanted = [classical_config(codec.name, t) for t in targets if features and t in fid_targets]
+            if all(k in done for k in keys) and all(features.has(c, path.name) for c in wanted):
+                rows += [done[k] for k in keys]
+                continue
+            original = load_rgb(path).rgb8
+            h, w = original.shape[:2]
+            cache: dict[int, bytes] = {}
+            for target in targets:
+                t0 = time.perf_counter()
+                setting, data = match_bpp(codec, original, target, cache)
+                search_s = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                recon = codec.decode(data)
+                decode_s = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                codec.encode(original, setting)  # one clean encode for the timing
+                encode_s = time.perf_counter() - t0
+                rows.append({
+                    "codec": codec.name, "target": float(target), "image": path.name, "setting": setting,
+                    "width": w, "height": h, "bytes": len(data), "bpp": 8 * len(data) / (w * h),
+                    "psnr": psnr(original, recon), "ms_ssim": ms_ssim(original, recon),
+                    "lpips": lpips_metric(original, recon), "encode_s": encode_s, "decode_s": decode_s,
+                    "search_s": search_s,
+                })
+                if features and target in fid_targets:
+                    features.add(classical_config(codec.name, target), path.name, recon)
+            _write_csv(csv_path, _merge(done, rows))
+    bar.close()
+    return rows
+
+
+def _merge(done: dict, rows: list[dict]) -> list[dict]:
+    """Cached rows updated with fresh ones (fresh win), for rewriting the CSV."""
+    merged = dict(done)
+    for r in rows:
+        merged[(r["codec"], float(r["target"]), r["image"])] = r
+    return list(merged.values())
+
+
+def summarize_classical(rows: list[dict]) -> list[dict]:
+    """Means per (codec, target) over images."""
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["codec"], float(r["target"])), []).append(r)
+    out = []
+    for (codec, target), rs in sorted(groups.items()):
+        out.append({"codec": codec, "target": target, "images": len(rs),
+                    **{k: _mean(rs, k) for k in ("bpp", "psnr", "ms_ssim", "lpips")},
+                    "encode_s_median": float(np.median([float(r["encode_s"]) for r in rs])),
+                    "decode_s_median": float(np.median([float(r["decode_s"]) for r in rs]))})
+    return out
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    vals = [float(r[key]) for r in rows if not math.isnan(float(r[key]))]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+def matched_comparison(model_rows: list[dict], classical_rows: list[dict], factors=(1.0, 2.0)) -> list[dict]:
+    """For every model point (model, quality, beta) and codec: the codec's per-image curve
+    interpolated (over log bpp) at the bpp the model got on each image, times each factor;
+    averaged over the images where the curve covers that bpp."""
+    from .classical import interpolate_log_bpp
+
+    curves: dict[tuple[str, str], list[dict]] = {}
+    for r in classical_rows:
+        curves.setdefault((r["codec"], r["image"]), []).append(r)
+    codecs = sorted({r["codec"] for r in classical_rows})
+    points: dict[tuple[str, float, float], list[dict]] = {}
+    for r in model_rows:
+        points.setdefault((r["model"], float(r.get("quality", 0.0)), float(r["beta"])), []).append(r)
+    out = []
+    for (model, quality, beta), rs in sorted(points.items()):
+        for codec in codecs:
+            for factor in factors:
+                per_image = []
+                for r in rs:
+                    curve = curves.get((codec, r["image"]), [])
+                    bpp = float(r["bpp"]) * factor
+                    vals = {k: interpolate_log_bpp([(float(c["bpp"]), float(c[k])) for c in curve], bpp)
+                            for k in ("psnr", "ms_ssim", "lpips")}
+                    if not math.isnan(vals["psnr"]):
+                        per_image.append({"bpp": bpp, **vals, "model_psnr": float(r["psnr"]),
+                                          "model_lpips": float(r["lpips"]), "model_bpp": float(r["bpp"])})
+                if not per_image:
+                    continue
+                # means over the images the codec's curve covers, for the model and the codec alike
+                keys = ("bpp", "psnr", "ms_ssim", "lpips", "model_bpp", "model_psnr", "model_lpips")
+                out.append({"model": model, "quality": quality, "beta": beta, "codec": codec, "factor": factor,
+                            "images": len(per_image), "of_images": len(rs),
+                            **{k: _mean(per_image, k) for k in keys},
+                            "lpips_wins": sum(p["model_lpips"] < p["lpips"] for p in per_image),
+                            "psnr_wins": sum(p["model_psnr"] >= p["psnr"] for p in per_image)})
+    return out
+
+
+def realism_scores(features: PatchFeatures, configs: list[str], images: list[str]) -> dict[str, dict]:
+    """FID and KID of each configuration's patches against the originals' patches."""
+    from .metrics import frechet_distance, kernel_inception_distance
+
+    reference = features.load("original", images)
+    if reference is None or len(reference) < MIN_FID_PATCHES:
+        return {}
+    out = {}
+    for config in configs:
+        feats = features.load(config, images)
+        if feats is not None:
+            out[config] = {"fid": frechet_distance(reference, feats),
+                           "kid": kernel_inception_distance(reference, feats), "patches": len(feats)}
+    return out
+
+
+def make_sheets(codec, images: list[Path], model_rows: list[dict], classical_rows: list[dict], codecs: list,
+                out_dir: Path, count: int, quality: float | None = None) -> list[Path]:
+    """Crop sheets for the first ``count`` images at one model quality (default the middle):
+    original | beta 0 | beta 2.56 | best classical codec at the same bpp | it at twice the bpp."""
+    from . import bitstream
+    from .classical import interpolate_log_bpp, match_bpp
+    from .codec import default_quality
+    from .images import load_rgb
+    from .models import BETA_MAX
+    from .report import crop_sheet
+
+    quality = default_quality(codec.model) if quality is None else quality
+    by_codec = {c.name: c for c in codecs}
+    sheets = []
+    for path in images[:count]:
+        original = load_rgb(path).rgb8
+        hfc = bitstream.parse(codec.encode(original, quality))
+        bpp = 8 * len(hfc.to_bytes()) / (original.shape[0] * original.shape[1])
+        y_hat = codec.latent(hfc)
+        panels = [("original", original),
+                  (f"hfc beta 0, {bpp:.3f} bpp", codec.generate(hfc, y_hat, 0.0)),
+                  (f"hfc beta {BETA_MAX:g}, {bpp:.3f} bpp", codec.generate(hfc, y_hat, BETA_MAX))]
+        scores = {}
+        for name in by_codec:
+            curve = [(float(r["bpp"]), float(r["lpips"])) for r in classical_rows
+                     if r["codec"] == name and r["image"] == path.name]
+            scores[name] = interpolate_log_bpp(curve, bpp)
+        scores = {k: v for k, v in scores.items() if not math.isnan(v)}
+        if scores:
+            best = by_codec[min(scores, key=scores.get)]
+            cache: dict[int, bytes] = {}
+            for factor in (1, 2):
+                setting, data = match_bpp(best, original, factor * bpp, cache)
+                got = 8 * len(data) / (original.shape[0] * original.shape[1])
+                panels.append((f"{best.name} q{setting}, {got:.3f} bpp", best.decode(data)))
+        sheets.append(crop_sheet(panels, out_dir / "sheets" / f"{path.stem}.png"))
+    return sheets
+
+
+def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir: Path, device: str = "cpu",
+              codecs: list | None = None, targets: tuple[float, ...] = DEFAULT_TARGETS,
+              fid: bool = True, fid_targets: tuple[float, ...] = DEFAULT_FID_TARGETS, progress: bool = True,
+              sheet_count: int = 24, report: Path | None = None, report_notes: str = "") -> dict:
+    """Runs the whole benchmark into out_dir: per_image.csv, classical.csv, summary.json,
+    plots/, sheets/ and report.md (or ``report``). Returns the summary."""
     from .codec import Codec
-    from .images import image_files
+    from .images import atomic_write, image_files
+    from .metrics import patches
 
     images = image_files([dataset])
     if not images:
         raise ValueError(f"no images in {dataset}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
-    for name in model_names:
-        rows += evaluate_model(Codec.load(name, device), images, betas, out_dir)
-    summary = summarize(rows)
-    from .images import atomic_write
+    features = None
+    if fid:
+        from .images import load_rgb
+        from .metric_weights import require_inception
 
-    atomic_write(out_dir / "summary.json", json.dumps({"dataset": str(dataset), "summary": summary}, indent=2).encode())
+        require_inception()  # fail before hours of work, not after
+        # FID needs many patches; a small folder gets no FID rather than a meaningless one.
+        n_patches = sum(len(patches(load_rgb(p).rgb8)) for p in images[:4]) * len(images) / min(4, len(images))
+        if n_patches >= MIN_FID_PATCHES:
+            features = PatchFeatures(out_dir, device)
+    model_rows: list[dict] = []
+    model_points: list[str] = []
+    for name in model_names:
+        codec = Codec.load(name, device)
+        model_rows += evaluate_model(codec, images, betas, out_dir, progress, features=features)
+        model_points += [model_config(name, q, b) for q in model_qualities(codec) for b in betas]
+    classical_rows = evaluate_classical(codecs or [], images, list(targets), out_dir, progress, features,
+                                        tuple(fid_targets)) if codecs else []
+    names = [p.name for p in images]
+    realism = realism_scores(features, model_points + [classical_config(c.name, t) for c in codecs or []
+                                                          for t in fid_targets], names) if features else {}
+    models = summarize(model_rows)
+    for s in models:
+        s.update(realism.get(model_config(s["model"], s["quality"], s["beta"]), {}))
+    classical = summarize_classical(classical_rows)
+    for s in classical:
+        s.update(realism.get(classical_config(s["codec"], s["target"]), {}))
+    summary = {
+        "dataset": str(dataset), "images": len(images),
+        "codec_versions": {c.name: c.version() for c in codecs or []},
+        "codec_settings": {c.name: c.options for c in codecs or []},
+        "models": models, "classical": classical,
+        "matched": matched_comparison(model_rows, classical_rows),
+    }
+    atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2, default=str).encode())
+
+    from .report import markdown, rate_plots
+
+    plots = rate_plots(summary, out_dir / "plots")
+    sheets = []
+    if sheet_count and model_names:
+        sheets = make_sheets(Codec.load(model_names[0], device), images, model_rows, classical_rows, codecs or [],
+                             out_dir, sheet_count)
+    report_path = report or out_dir / "report.md"
+    atomic_write(report_path, ("# hificodec benchmark\n\n" + markdown(summary, plots, sheets, report_path.parent,
+                                                                      report_notes)).encode())
     return summary
 
 

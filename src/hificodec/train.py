@@ -70,7 +70,12 @@ class TrainConfig:
     # The factorized prior of z starts wide (CompressAI's init_scale 10); at the main lr it needs
     # far more steps than a CPU run has to narrow, and z then costs most of the rate.
     entropy_lr_factor: float = 25.0
-    gain_lr_factor: float = 10.0  # the per-level gains of a variable-rate model
+    gain_lr_factor: float = 10.0  # the learned inverse gains of a variable-rate model
+    # The forward gains set each level's quantiser step. Straight-through rounding hides from
+    # the distortion loss what a finer step buys, so gradients would only ever shrink them;
+    # instead each level's gain is steered to its target rate: every step, log gain +=
+    # gain_control * log(target / smoothed coded bpp of the level).
+    gain_control: float = 0.01
     # run
     bf16: bool = True
     seed: int = 0
@@ -146,7 +151,9 @@ class Trainer:
         params = dict(self.model.named_parameters())
         aux = [p for n, p in params.items() if n.endswith(".quantiles")]
         density = [p for n, p in params.items() if ".entropy_bottleneck." in n and not n.endswith(".quantiles")]
-        gains = [p for n, p in params.items() if n.startswith("log_")]
+        if self.model.rate_levels > 1:
+            self.model.log_gain.requires_grad_(False)  # steered by the rate, see gain_control
+        gains = [p for n, p in params.items() if n.startswith("log_") and p.requires_grad]
         main = [p for n, p in params.items() if ".entropy_bottleneck." not in n and not n.startswith("log_")]
         groups = [{"params": main}, {"params": density}] + ([{"params": gains}] if gains else [])
         self.opt_g = torch.optim.Adam(groups, lr=cfg.lr)
@@ -299,6 +306,9 @@ class Trainer:
         loss.backward()
         self.opt_g.step()
 
+        if self.model.rate_levels > 1 and cfg.gain_control:
+            self._steer_gains(levels)
+
         aux_loss = self.model.latent_model.aux_loss()
         self.opt_aux.zero_grad(set_to_none=True)
         aux_loss.backward()
@@ -316,6 +326,14 @@ class Trainer:
             out["g_adv"] = float(g_adv.detach().mean())
             out["d_loss"] = float(d_loss.detach())
         return out
+
+    @torch.no_grad()
+    def _steer_gains(self, levels: torch.Tensor) -> None:
+        for level in levels.unique().tolist():
+            smoothed = self.rate.smoothed[level]
+            if smoothed:
+                step = self.cfg.gain_control * math.log(self.rate.target(self.step, level) / smoothed)
+                self.model.log_gain[level] += max(-0.05, min(0.05, step))
 
     # -- validation -------------------------------------------------------------------------
     @torch.no_grad()

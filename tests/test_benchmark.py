@@ -1,0 +1,139 @@
+"""hfc eval's parts: classical codecs and the bpp search, metric known values, the matched-rate
+comparison, and an end-to-end run with plots, sheets and a report."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY, random_image
+from hificodec.classical import CODECS, interpolate_log_bpp, match_bpp, parse_codecs
+from hificodec.evaluate import eval_main, matched_comparison
+from hificodec.metrics import (InceptionFeatures, LPIPSMetric, frechet_distance, kernel_inception_distance,
+                               patches)
+
+
+@pytest.mark.parametrize("name", ["jpeg", "webp"])
+def test_match_bpp_finds_the_closest_setting(photo, name):
+    codec = CODECS[name]
+    pixels = photo.shape[0] * photo.shape[1]
+    for target in (0.3, 0.8):
+        setting, data = match_bpp(codec, photo, target)
+        got = 8 * len(data) / pixels
+        for neighbour in (setting - 1, setting + 1):
+            if codec.settings[0] <= neighbour <= codec.settings[1]:
+                other = 8 * len(codec.encode(photo, neighbour)) / pixels
+                assert abs(got - target) <= abs(other - target) + 1e-12
+        assert codec.decode(data).shape == photo.shape
+
+
+def test_every_codec_round_trips(photo):
+    crop = photo[:64, :96]
+    for codec in parse_codecs("jpeg,webp,avif,jxl,heic"):
+        out = codec.decode(codec.encode(crop, 50))
+        assert out.shape == crop.shape and np.abs(out.astype(int) - crop).mean() < 20, codec.name
+
+
+def test_unknown_codec_refused():
+    with pytest.raises(ValueError, match="unknown codec"):
+        parse_codecs("jpeg,bpg")
+
+
+def test_interpolation_over_log_bpp():
+    pts = [(0.1, 20.0), (0.4, 30.0)]
+    assert interpolate_log_bpp(pts, 0.2) == pytest.approx(25.0)  # halfway in log2: 0.1 -> 0.2 -> 0.4
+    assert interpolate_log_bpp(pts, 0.1) == 20.0
+    assert math.isnan(interpolate_log_bpp(pts, 0.05)) and math.isnan(interpolate_log_bpp(pts, 0.5))
+
+
+def test_matched_comparison_interpolates_each_image_at_its_own_bpp():
+    classical = [{"codec": "c", "image": img, "bpp": b, "psnr": p, "ms_ssim": 0.9, "lpips": l}
+                 for img in ("a", "b") for b, p, l in ((0.1, 20.0, 0.5), (0.4, 30.0, 0.3), (0.8, 34.0, 0.2))]
+    model = [{"model": "m", "quality": 0.0, "beta": 0.0, "image": "a", "bpp": 0.2, "psnr": 26.0, "lpips": 0.35},
+             {"model": "m", "quality": 0.0, "beta": 0.0, "image": "b", "bpp": 0.4, "psnr": 29.0, "lpips": 0.45}]
+    rows = {r["factor"]: r for r in matched_comparison(model, classical)}
+    one = rows[1.0]
+    assert one["images"] == 2 and one["psnr"] == pytest.approx((25.0 + 30.0) / 2)
+    # a: 26 dB vs 25, LPIPS 0.35 vs 0.4 (model better twice); b: 29 vs 30, 0.45 vs 0.3 (worse twice)
+    assert one["psnr_wins"] == 1 and one["lpips_wins"] == 1
+    two = rows[2.0]  # image a at 0.4 (30 dB); image b at 0.8 (34 dB)
+    assert two["psnr"] == pytest.approx(32.0) and two["model_psnr"] == pytest.approx(27.5)
+
+
+def test_lpips_metric_matches_the_formula(photo):
+    """LPIPS-Alex v0.1 computed by hand from the package's own layers: unit-normalised AlexNet
+    features, squared differences weighted by the learned 1x1 layers, spatial mean, summed."""
+    metric = LPIPSMetric()
+    a = photo[:128, :160]
+    b = np.clip(a.astype(int) + np.random.default_rng(0).normal(0, 12, a.shape), 0, 255).astype(np.uint8)
+    net = metric.loss.model
+    to = lambda x: torch.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1  # noqa: E731
+    with torch.no_grad():
+        fa, fb = net.net.forward(net.scaling_layer(to(a))), net.net.forward(net.scaling_layer(to(b)))
+        total = 0.0
+        for k, lin in enumerate(net.lins):
+            na = fa[k] / (fa[k].pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            nb = fb[k] / (fb[k].pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            total += float(lin((na - nb) ** 2).mean())
+    assert metric(a, b) == pytest.approx(total, rel=1e-5)
+    assert metric(a, a) == 0.0
+    worse = np.clip(a.astype(int) + np.random.default_rng(0).normal(0, 40, a.shape), 0, 255).astype(np.uint8)
+    assert 0.0 < metric(a, b) < metric(a, worse)
+
+
+def test_patches_follow_the_hific_grid():
+    img = np.zeros((512, 768, 3), np.uint8)
+    assert len(patches(img)) == 3 * 2 + 2 * 1  # grid + half-shifted grid
+    assert len(patches(img[:200])) == 0
+
+
+@pytest.fixture(scope="module")
+def inception():
+    return InceptionFeatures()
+
+
+def test_fid_and_kid_of_a_set_against_itself_are_zero(photo, inception):
+    crops = np.stack([photo[y : y + 256, x : x + 256] for y in (0, 128, 256) for x in (0, 100, 200, 300, 400, 500)])
+    feats = inception(crops)
+    assert feats.shape == (18, 2048)
+    noisy = np.clip(crops.astype(int) + np.random.default_rng(1).normal(0, 30, crops.shape), 0, 255).astype(np.uint8)
+    other = inception(noisy)
+    assert abs(frechet_distance(feats, feats)) < 1e-3
+    assert frechet_distance(feats, other) > 50
+    # KID's unbiased estimate scatters around 0 for equal distributions (here: identical sets)
+    kid_self = kernel_inception_distance(feats, feats, subsets=10, subset_size=18)
+    kid_noisy = kernel_inception_distance(feats, other, subsets=10, subset_size=18)
+    assert kid_noisy > 0.02 and abs(kid_self) < kid_noisy / 3
+
+
+def test_eval_end_to_end_and_resume(tmp_path, tiny_weights_dir, monkeypatch, photo):
+    import hificodec.evaluate as evaluate
+
+    monkeypatch.setenv("HFC_WEIGHTS_DIR", str(tiny_weights_dir))
+    monkeypatch.setattr(evaluate, "MIN_FID_PATCHES", 2)  # tiny folder: force the FID path
+    data = tmp_path / "imgs"
+    data.mkdir()
+    Image.fromarray(photo[:256, :384]).save(data / "a.png")
+    Image.fromarray(random_image(260, 300, seed=2)).save(data / "b.png")
+    out = tmp_path / "out"
+    summary = eval_main(data, [TINY], [0.0, 2.56], out, "cpu", parse_codecs("jpeg,webp"), (0.1, 0.3, 1.0, 3.0),
+                        True, (0.3,), progress=False, sheet_count=1)
+    assert {(m["quality"], m["beta"]) for m in summary["models"]} == {(0.0, 0.0), (0.0, 2.56)}
+    assert all("fid" in m for m in summary["models"])
+    assert {c["codec"] for c in summary["classical"]} == {"jpeg", "webp"}
+    assert any(m["codec"] == "webp" for m in summary["matched"])
+    for name in ("per_image.csv", "classical.csv", "summary.json", "report.md", "plots/bpp_vs_lpips.png",
+                 "plots/psnr_vs_fid.png", "sheets/a.png"):
+        assert (out / name).is_file(), name
+    assert "## At the bpp each image actually got" in (out / "report.md").read_text()
+    with open(out / "classical.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2 * 2 * 4
+    # resume: nothing is re-encoded (the codecs must not be called)
+    monkeypatch.setattr(CODECS["jpeg"].__class__, "encode", lambda *a, **k: pytest.fail("re-encoded"))
+    again = eval_main(data, [TINY], [0.0, 2.56], out, "cpu", parse_codecs("jpeg,webp"), (0.1, 0.3, 1.0, 3.0),
+                      True, (0.3,), progress=False, sheet_count=0)
+    assert json.dumps(again["classical"]) == json.dumps(summary["classical"])
