@@ -1,6 +1,6 @@
 """Encode/decode wall-clock of a shipped model against WebP (Pillow/libwebp) in the same run.
 
-    python benchmarks/decode_speed.py [IMAGE_OR_FOLDER ...] [--model hific-cpu-mi] [--repeat 3]
+    python benchmarks/decode_speed.py [IMAGE_OR_FOLDER ...] [--model hific-cpu-vbr] [--quality 1] [--repeat 3]
 
 Target (issue 3): decoding a Kodak image (768x512) takes at most 1.5 s on 2 CPU cores.
 Prints per-image medians and the ratio to WebP, so numbers from a loaded machine are still
@@ -34,7 +34,8 @@ def median_time(fn, repeat: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("inputs", nargs="*", default=[str(ROOT / "examples" / "kodim23.png")])
-    ap.add_argument("--model", default="hific-cpu-mi")
+    ap.add_argument("--model", default="hific-cpu-vbr")
+    ap.add_argument("--quality", type=float, default=None, help="rate level (default: the middle one)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
@@ -55,8 +56,8 @@ def main() -> None:
     for path in image_files([Path(p) for p in args.inputs]):
         rgb = load_rgb(path).rgb8
         h, w = rgb.shape[:2]
-        data = codec.encode(rgb)
-        enc = median_time(lambda: codec.encode(rgb), args.repeat)
+        data = codec.encode(rgb, args.quality)
+        enc = median_time(lambda: codec.encode(rgb, args.quality), args.repeat)
         dec = median_time(lambda: codec.decode(data, 2.56), args.repeat)
         webp = io.BytesIO()
         Image.fromarray(rgb).save(webp, "WEBP", quality=75, method=6)

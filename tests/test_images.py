@@ -68,3 +68,37 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     atomic_write(target, b"second")
     assert target.read_bytes() == b"second"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # no temp files left
+
+
+def test_one_bit_images():
+    bits = Image.new("1", (9, 5), 1)
+    bits.putpixel((0, 0), 0)
+    out = load_rgb(encode(bits)).rgb8
+    assert out.shape == (5, 9, 3) and tuple(out[0, 0]) == (0, 0, 0) and tuple(out[1, 1]) == (255, 255, 255)
+
+
+def test_animated_images_code_the_first_frame():
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    loaded = load_rgb(buf.getvalue())
+    assert loaded.rgb8[0, 0, 0] > 200 and loaded.rgb8[0, 0, 2] < 50  # red, the first frame
+    assert any("first of 2 frames" in n for n in loaded.notes)
+
+
+def test_icc_profiles_are_converted_or_reported():
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    img = Image.new("RGB", (6, 6), (200, 120, 40))
+    loaded = load_rgb(encode(img, icc_profile=srgb))
+    assert "converted ICC profile to sRGB" in loaded.notes
+    assert np.abs(loaded.rgb8.astype(int) - (200, 120, 40)).max() <= 2  # sRGB -> sRGB: unchanged
+    broken = load_rgb(encode(img, icc_profile=b"not a profile"))
+    assert "ignored an unreadable ICC profile" in broken.notes and tuple(broken.rgb8[0, 0]) == (200, 120, 40)
+
+
+def test_truncated_jpeg_is_refused():
+    jpeg = encode(Image.new("RGB", (64, 64), (9, 9, 9)), "JPEG")
+    with pytest.raises(ImageError):
+        load_rgb(jpeg[:100])

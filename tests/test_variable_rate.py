@@ -81,3 +81,16 @@ def test_cli_quality(tmp_path, tiny_weights_dir, monkeypatch):
     r = CliRunner().invoke(main, ["encode", str(src), "-o", str(tmp_path / "b.hfc"), "--model", TINY, "-Q", "1"])
     assert r.exit_code == 2 and "single rate" in r.output
     assert not (tmp_path / "b.hfc").exists()
+
+
+def test_shipped_model_spans_three_rates(shipped_codec, photo):
+    """The shipped variable-rate model: more bits at each higher level, and they buy fidelity."""
+    assert shipped_codec.model.rate_levels == 3
+    pixels = photo.shape[0] * photo.shape[1]
+    files = [shipped_codec.encode(photo, q) for q in (0.0, 1.0, 2.0)]
+    bpp = [8 * len(f) / pixels for f in files]
+    assert bpp[0] < bpp[1] < bpp[2], bpp
+    mse = [np.mean((shipped_codec.decode(f, 0.0).astype(float) - photo) ** 2) for f in files]
+    assert mse[2] < mse[0], mse
+    half = shipped_codec.encode(photo, 0.5)  # an interpolated level lands in between
+    assert len(files[0]) <= len(half) <= len(files[1])

@@ -1,3 +1,3 @@
 """hificodec: generative image compression (HiFiC) with receiver-side realism control."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

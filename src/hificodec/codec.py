@@ -23,6 +23,23 @@ from .models import BETA_MAX, HiFiC
 
 DEFAULT_BETA = BETA_MAX  # a generative codec's point is realism; beta=0 is one flag away
 
+# Large images run through E and G in tiles, which bounds memory by the tile size instead of
+# the image size. Tiles overlap by more than each network's receptive field (G: ~12 latent
+# pixels, E: ~3), so they match a single pass up to float rounding; benchmarks/tiling.py
+# measures the seams and the memory. Images up to TILE latent pixels a side (1536 px) run in
+# one piece, as before. Units: latent pixels (16 image pixels).
+TILE = 96
+GENERATOR_MARGIN = 16
+ENCODER_MARGIN = 4
+
+
+def tile_spans(length: int, core: int, margin: int) -> list[tuple[int, int, int, int]]:
+    """Covers [0, length) with cores of at most ``core``; returns (window_start, window_end,
+    core_start, core_end) per tile, the window extending ``margin`` past the core."""
+    count = max(1, -(-length // core))
+    bounds = [round(i * length / count) for i in range(count + 1)]
+    return [(max(0, a - margin), min(length, b + margin), a, b) for a, b in zip(bounds, bounds[1:])]
+
 
 class CodecError(ValueError):
     """A user-facing failure to encode or decode (one-line message)."""
@@ -100,7 +117,7 @@ class Codec:
         # Replicate padding works for any size (reflect needs > pad pixels); cropped on decode.
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         gain, _ = self.model.gains(torch.tensor([code / bitstream.QUALITY_SCALE], device=self.device))
-        y = self.model.encoder(x) * gain
+        y = self._encode_tiled(x) * gain
         (z_string, y_string), _, _ = self.model.latent_model.compress(y)
         return bitstream.HfcFile(self.info.name, self.info.digest, width, height, z_string, y_string, code).to_bytes()
 
@@ -121,12 +138,38 @@ class Codec:
         _, inverse_gain = self.model.gains(torch.tensor([hfc.quality]))
         return y_hat * inverse_gain
 
+    def _encode_tiled(self, x: torch.Tensor) -> torch.Tensor:
+        s = 16  # encoder stride
+        h, w = x.shape[-2] // s, x.shape[-1] // s
+        rows, cols = tile_spans(h, TILE, ENCODER_MARGIN), tile_spans(w, TILE, ENCODER_MARGIN)
+        if len(rows) == len(cols) == 1:
+            return self.model.encoder(x)
+        y = None
+        for wy0, wy1, cy0, cy1 in rows:
+            for wx0, wx1, cx0, cx1 in cols:
+                part = self.model.encoder(x[..., wy0 * s : wy1 * s, wx0 * s : wx1 * s])
+                if y is None:
+                    y = part.new_empty(1, part.shape[1], h, w)
+                y[..., cy0:cy1, cx0:cx1] = part[..., cy0 - wy0 : cy1 - wy0, cx0 - wx0 : cx1 - wx0]
+        return y
+
     @torch.no_grad()
     def generate(self, hfc: bitstream.HfcFile, y_hat: torch.Tensor, beta: float) -> np.ndarray:
-        beta = check_beta(beta)
-        x_hat = self.model.generator(y_hat.to(self.device), torch.tensor([beta], device=self.device))
-        x_hat = x_hat[0, :, : hfc.height, : hfc.width].clamp(0, 1)
-        return (x_hat * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        """Pixels from a decoded latent, tile by tile for large images (uint8, H x W x 3)."""
+        beta_t = torch.tensor([check_beta(beta)], device=self.device)
+        s = 16
+        out = np.empty((hfc.height, hfc.width, 3), np.uint8)
+        for wy0, wy1, cy0, cy1 in tile_spans(y_hat.shape[-2], TILE, GENERATOR_MARGIN):
+            for wx0, wx1, cx0, cx1 in tile_spans(y_hat.shape[-1], TILE, GENERATOR_MARGIN):
+                top, left = cy0 * s, cx0 * s
+                if top >= hfc.height or left >= hfc.width:
+                    continue  # a tile entirely in the padding
+                x_hat = self.model.generator(y_hat[..., wy0:wy1, wx0:wx1].to(self.device), beta_t)[0]
+                x_hat = x_hat[:, top - wy0 * s : cy1 * s - wy0 * s, left - wx0 * s : cx1 * s - wx0 * s]
+                tile = (x_hat.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+                bottom, right = min(cy1 * s, hfc.height), min(cx1 * s, hfc.width)
+                out[top:bottom, left:right] = tile[: bottom - top, : right - left]
+        return out
 
     def decode(self, data: bytes | bitstream.HfcFile, beta: float = DEFAULT_BETA) -> np.ndarray:
         hfc = data if isinstance(data, bitstream.HfcFile) else bitstream.parse(data)

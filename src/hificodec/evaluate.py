@@ -372,8 +372,9 @@ def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir
             features = PatchFeatures(out_dir, device)
     model_rows: list[dict] = []
     model_points: list[str] = []
+    loaded = {}
     for name in model_names:
-        codec = Codec.load(name, device)
+        codec = loaded[name] = Codec.load(name, device)
         model_rows += evaluate_model(codec, images, betas, out_dir, progress, features=features)
         model_points += [model_config(name, q, b) for q in model_qualities(codec) for b in betas]
     classical_rows = evaluate_classical(codecs or [], images, list(targets), out_dir, progress, features,
@@ -398,11 +399,19 @@ def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir
 
     from .report import markdown, rate_plots
 
-    plots = rate_plots(summary, out_dir / "plots")
+    # A report published elsewhere (docs/results.md) gets its plots, sheets and data beside it
+    # (docs/results/); the caches (features) stay in out_dir.
+    publish = report.with_suffix("") if report else out_dir
+    publish.mkdir(parents=True, exist_ok=True)
+    if publish != out_dir:
+        for name in ("summary.json", "per_image.csv", "classical.csv"):
+            if (out_dir / name).is_file():
+                atomic_write(publish / name, (out_dir / name).read_bytes())
+    plots = rate_plots(summary, publish / "plots")
     sheets = []
     if sheet_count and model_names:
-        sheets = make_sheets(Codec.load(model_names[0], device), images, model_rows, classical_rows, codecs or [],
-                             out_dir, sheet_count)
+        sheets = make_sheets(loaded[model_names[0]], images, model_rows, classical_rows, codecs or [],
+                             publish, sheet_count)
     report_path = report or out_dir / "report.md"
     atomic_write(report_path, ("# hificodec benchmark\n\n" + markdown(summary, plots, sheets, report_path.parent,
                                                                       report_notes)).encode())

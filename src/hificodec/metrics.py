@@ -85,20 +85,14 @@ class InceptionFeatures:
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """FID between two feature sets (n, d): |mu_a - mu_b|^2 + Tr(C_a + C_b - 2 (C_a C_b)^1/2)."""
-    from scipy import linalg
-
-    import warnings
-
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    with warnings.catch_warnings():  # fewer samples than dimensions: singular, handled below
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
-    if not np.isfinite(covmean).all():  # singular product: regularise, as pytorch-fid does
-        eps = np.eye(a.shape[1]) * 1e-6
-        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
-    covmean = covmean.real
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean))
+    # Tr((C_a C_b)^1/2) is the sum of the square roots of the eigenvalues of C_a C_b (real and
+    # non-negative for two covariance matrices): the same number as a matrix square root, in
+    # seconds instead of minutes for 2048-d features.
+    eigenvalues = np.linalg.eigvals(cov_a @ cov_b)
+    trace_sqrt = np.sqrt(np.clip(eigenvalues.real, 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
 
 
 def kernel_inception_distance(a: np.ndarray, b: np.ndarray, subsets: int = 50, subset_size: int = 100,

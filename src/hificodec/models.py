@@ -60,16 +60,6 @@ CONFIGS: dict[str, ModelConfig] = {
         beta_embed_width=256,
         disc_channels=(32, 64, 128, 256),
     ),
-    # The shipped variable-rate model: hific-cpu with three rate levels (lo, mi, hi).
-    "hific-cpu-vbr": ModelConfig(
-        channels=(24, 48, 96, 192, 256),
-        latent_channels=192,
-        hyper_channels=128,
-        residual_blocks=5,
-        beta_embed_width=256,
-        disc_channels=(32, 64, 128, 256),
-        rate_levels=3,
-    ),
     # Tiny, for tests only.
     "tiny": ModelConfig(
         channels=(4, 8, 8, 16, 16),
@@ -81,6 +71,8 @@ CONFIGS: dict[str, ModelConfig] = {
         disc_latent_channels=2,
     ),
 }
+# Variable-rate versions with three rate levels (lo, mi, hi); hific-cpu-vbr is shipped.
+CONFIGS["hific-cpu-vbr"] = replace(CONFIGS["hific-cpu"], rate_levels=3)
 CONFIGS["tiny-vbr"] = replace(CONFIGS["tiny"], rate_levels=3)
 
 

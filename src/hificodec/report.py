@@ -143,6 +143,19 @@ def _fmt(v, digits: int) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
+def _metric_table(rows: list[dict], keys: dict[str, str], has_fid: bool) -> list[str]:
+    """A Markdown table: the identifying ``keys`` (name -> format), then the metrics."""
+    metrics = [("bpp", 3), ("psnr", 2), ("ms_ssim", 4), ("lpips", 4)] + ([("fid", 1), ("kid", 4)] if has_fid else [])
+    titles = {"bpp": "bpp", "psnr": "PSNR", "ms_ssim": "MS-SSIM", "lpips": "LPIPS", "fid": "FID", "kid": "KID"}
+    header = list(keys) + [titles[k] for k, _ in metrics] + ["decode s (median)"]
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = [fmt.format(r[k]) for k, fmt in keys.items()]
+        cells += [_fmt(r.get(k), digits) for k, digits in metrics] + [_fmt(r["decode_s_median"], 3)]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
 def markdown(summary: dict, plots: list[Path], sheets: list[Path], base: Path, notes: str = "") -> str:
     """The report: tables of every point, the matched-rate comparison, plots and crop sheets.
     Links are relative to ``base`` (the folder the Markdown file lives in)."""
@@ -156,25 +169,11 @@ def markdown(summary: dict, plots: list[Path], sheets: list[Path], base: Path, n
              ""]
     if notes:
         lines += [notes, ""]
-    lines += ["## hificodec models", "",
-              "| model | quality | beta | bpp | PSNR | MS-SSIM | LPIPS |" + (" FID | KID |" if has_fid else "")
-              + " decode s (median) |",
-              "|---|---|---|---|---|---|---|" + ("---|---|" if has_fid else "") + "---|"]
-    for m in summary["models"]:
-        lines.append(f"| {m['model']} | {m['quality']:g} | {m['beta']:g} | {m['bpp']:.3f} | {m['psnr']:.2f} | "
-                     f"{_fmt(m['ms_ssim'], 4)} | {m['lpips']:.4f} |"
-                     + (f" {_fmt(m.get('fid'), 1)} | {_fmt(m.get('kid'), 4)} |" if has_fid else "")
-                     + f" {m['decode_s_median']:.2f} |")
+    lines += ["## hificodec models", ""]
+    lines += _metric_table(summary["models"], {"model": "{}", "quality": "{:g}", "beta": "{:g}"}, has_fid)
     if summary["classical"]:
-        lines += ["", "## Classical codecs (setting closest to each target, per image)", "",
-                  "| codec | target | bpp | PSNR | MS-SSIM | LPIPS |" + (" FID | KID |" if has_fid else "")
-                  + " decode s (median) |",
-                  "|---|---|---|---|---|---|" + ("---|---|" if has_fid else "") + "---|"]
-        for c in summary["classical"]:
-            lines.append(f"| {c['codec']} | {c['target']:g} | {c['bpp']:.3f} | {c['psnr']:.2f} | "
-                         f"{_fmt(c['ms_ssim'], 4)} | {c['lpips']:.4f} |"
-                         + (f" {_fmt(c.get('fid'), 1)} | {_fmt(c.get('kid'), 4)} |" if has_fid else "")
-                         + f" {c['decode_s_median']:.3f} |")
+        lines += ["", "## Classical codecs (setting closest to each target, per image)", ""]
+        lines += _metric_table(summary["classical"], {"codec": "{}", "target": "{:g}"}, has_fid)
         lines += ["", "Versions: " + "; ".join(f"{k}: {v}" for k, v in summary["codec_versions"].items()),
                   "Settings: " + "; ".join(f"{k}: {v}" for k, v in summary["codec_settings"].items())]
     if summary["matched"]:
