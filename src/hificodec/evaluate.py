@@ -5,7 +5,7 @@
 * Models: each image is encoded once per quality (rate level); every beta is decoded from that
   same file. Real file sizes, PSNR (RGB), MS-SSIM, LPIPS-Alex, encode/decode wall-clock.
 * Classical codecs: each image is coded at a ladder of target rates (the setting whose file is
-  closest to each target, found by binary search), which gives a per-image rate-distortion
+  closest to each target, found by a search over the setting), which gives a per-image rate-distortion
   curve. A model's result on an image is compared with the codecs' curves interpolated at the
   bpp the model actually got there, and at twice that bpp.
 * FID / KID (HiFiC appendix A.7): 256x256 patches on a grid plus the half-shifted grid, pooled
@@ -307,7 +307,7 @@ def realism_scores(features: PatchFeatures, configs: list[str], images: list[str
     return out
 
 
-def make_sheets(codec, images: list[Path], model_rows: list[dict], classical_rows: list[dict], codecs: list,
+def make_sheets(codec, images: list[Path], classical_rows: list[dict], codecs: list,
                 out_dir: Path, count: int, quality: float | None = None) -> list[Path]:
     """Crop sheets for the first ``count`` images at one model quality (default the middle):
     original | beta 0 | beta 2.56 | best classical codec at the same bpp | it at twice the bpp."""
@@ -410,7 +410,7 @@ def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir
     plots = rate_plots(summary, publish / "plots")
     sheets = []
     if sheet_count and model_names:
-        sheets = make_sheets(loaded[model_names[0]], images, model_rows, classical_rows, codecs or [],
+        sheets = make_sheets(loaded[model_names[0]], images, classical_rows, codecs or [],
                              publish, sheet_count)
     report_path = report or out_dir / "report.md"
     atomic_write(report_path, ("# hificodec benchmark\n\n" + markdown(summary, plots, sheets, report_path.parent,
