@@ -164,13 +164,9 @@ def summarize(rows: list[dict]) -> list[dict]:
         groups.setdefault((r["model"], float(r.get("quality", 0.0)), float(r["beta"])), []).append(r)
     out = []
     for (model, quality, beta), rs in sorted(groups.items()):
-        def mean(key):
-            vals = [float(r[key]) for r in rs if not math.isnan(float(r[key]))]
-            return sum(vals) / len(vals) if vals else float("nan")
-
         out.append({
-            "model": model, "quality": quality, "beta": beta, "images": len(rs), "bpp": mean("bpp"), "psnr": mean("psnr"),
-            "ms_ssim": mean("ms_ssim"), "lpips": mean("lpips"),
+            "model": model, "quality": quality, "beta": beta, "images": len(rs),
+            **{k: _mean(rs, k) for k in ("bpp", "psnr", "ms_ssim", "lpips")},
             "encode_s_median": float(np.median([float(r["encode_s"]) for r in rs])),
             "decode_s_median": float(np.median([float(r["decode_s"]) for r in rs])),
         })
