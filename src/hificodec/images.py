@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -139,6 +140,18 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Writes via a temporary file in the same folder and a rename: readers (and a crash)
     see either the old file or the complete new one, never a partial file."""
     path = Path(path)
+    # Ctrl-C or SIGTERM landing between creating the temporary file and the cleanup below would
+    # leave it behind: hold both for the few milliseconds of a write, deliver them afterwards.
+    block = getattr(signal, "pthread_sigmask", None)
+    previous = block(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if block else None
+    try:
+        _write_and_rename(path, data)
+    finally:
+        if block:
+            block(signal.SIG_SETMASK, previous)
+
+
+def _write_and_rename(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
     try:
         umask = os.umask(0)
