@@ -12,7 +12,8 @@ from PIL import Image
 
 from conftest import TINY, random_image
 from hificodec.classical import CODECS, interpolate_log_bpp, match_bpp, parse_codecs
-from hificodec.evaluate import eval_main, matched_comparison
+from hificodec.codec import Codec
+from hificodec.evaluate import eval_main, matched_comparison, quality_targets
 from hificodec.metrics import (InceptionFeatures, LPIPSMetric, frechet_distance, kernel_inception_distance,
                                patches)
 
@@ -62,6 +63,29 @@ def test_matched_comparison_interpolates_each_image_at_its_own_bpp():
     assert one["psnr_wins"] == 1 and one["lpips_wins"] == 1
     two = rows[2.0]  # image a at 0.4 (30 dB); image b at 0.8 (34 dB)
     assert two["psnr"] == pytest.approx(32.0) and two["model_psnr"] == pytest.approx(27.5)
+
+
+def test_quality_targets_check_each_bar():
+    def point(beta, psnr, lpips, decode=0.5):
+        return {"model": "m", "quality": 0.0, "beta": beta, "bpp": 0.3, "psnr": psnr, "lpips": lpips,
+                "decode_s_median": decode}
+
+    def match(beta, codec, factor, psnr, lpips, model_psnr, model_lpips):
+        return {"model": "m", "quality": 0.0, "beta": beta, "codec": codec, "factor": factor, "psnr": psnr,
+                "lpips": lpips, "model_psnr": model_psnr, "model_lpips": model_lpips}
+
+    models = [point(0.0, 30.0, 0.30), point(1.28, 29.5, 0.25), point(2.56, 29.0, 0.20)]
+    matched = [match(0.0, "webp", 1.0, 29.9, 0.35, 30.0, 0.30),
+               match(2.56, "webp", 1.0, 29.9, 0.35, 29.0, 0.20), match(2.56, "avif", 1.0, 30.5, 0.22, 29.0, 0.20),
+               match(2.56, "avif", 2.0, 33.0, 0.15, 29.0, 0.20), match(2.56, "heic", 2.0, 33.0, 0.25, 29.0, 0.20)]
+    (t,) = quality_targets({"models": models, "matched": matched})
+    assert t["best_codec"] == "avif" and t["lpips_below_all"] is True
+    assert t["lpips_below_2x"] is False  # AVIF at twice the bits is better (0.15 < 0.20)
+    assert t["psnr_at_least_webp"] is True and t["beta_monotonic"] is True and t["decode_ok"] is True
+    assert t["hific_lpips"] == pytest.approx(0.043 + (0.069 - 0.043) * math.log(0.351 / 0.3) / math.log(0.351 / 0.183))
+    models[1] = point(1.28, 30.1, 0.25, decode=2.0)  # PSNR rises from beta 0 to 1.28; decode too slow
+    (t,) = quality_targets({"models": models, "matched": matched[1:]})
+    assert t["beta_monotonic"] is False and t["decode_ok"] is False and t["psnr_at_least_webp"] is None
 
 
 def test_lpips_metric_matches_the_formula(photo):
@@ -137,3 +161,15 @@ def test_eval_end_to_end_and_resume(tmp_path, tiny_weights_dir, monkeypatch, pho
     again = eval_main(data, [TINY], [0.0, 2.56], out, "cpu", parse_codecs("jpeg,webp"), (0.1, 0.3, 1.0, 3.0),
                       True, (0.3,), progress=False, sheet_count=0)
     assert json.dumps(again["classical"]) == json.dumps(summary["classical"])
+    assert json.dumps(again["models"]) == json.dumps(summary["models"])
+    assert "## Against the quality bars" in (out / "report.md").read_text() and summary["targets"]
+    # rows measured with other weights (a retrained file under the same name) are measured again
+    with open(out / "per_image.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["weights"] for r in rows} == {evaluate.weights_tag(Codec.load(TINY))}
+    for r in rows:
+        r.update(weights="0" * 12, psnr="99.0")
+    evaluate._write_csv(out / "per_image.csv", rows)
+    third = eval_main(data, [TINY], [0.0, 2.56], out, "cpu", None, fid=True, fid_targets=(), progress=False,
+                      sheet_count=0)
+    assert [m["psnr"] for m in third["models"]] == pytest.approx([m["psnr"] for m in summary["models"]])

@@ -106,6 +106,19 @@ def test_writer_validates():
         sample(width=0)
     with pytest.raises(ValueError):
         sample(model="")
+    with pytest.raises(ValueError):
+        sample(model="../weights/x")
+
+
+@pytest.mark.parametrize("name", [b"../../etc/x", b"a/b", b".hidden", b"-x", b"a b", b"a\\b"])
+def test_model_names_that_are_paths_refused(name):
+    """The model name picks a file under weights/: a file must not point anywhere else."""
+    good = sample(model="x" * len(name))
+    at = 7
+    forged = good[:at] + name + good[at + len(name) : -4]
+    forged += struct.pack(">I", zlib.crc32(forged))
+    with pytest.raises(BitstreamError, match="model name"):
+        parse(forged)
 
 
 # Property test: any mutation of a valid file is either refused with BitstreamError or is itself a

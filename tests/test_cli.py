@@ -176,3 +176,20 @@ def test_cli_does_not_import_torch_for_help():
     code = "import sys; import hificodec.cli; print('torch' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "False"
+
+
+def test_eval_command_writes_report_and_model_card(run, tmp_path, monkeypatch):
+    import hificodec.evaluate as evaluate
+
+    card = tmp_path / "models.md"
+    real_update = evaluate.update_model_card
+    monkeypatch.setattr(evaluate, "update_model_card", lambda name, rows: real_update(name, rows, card))
+    data = tmp_path / "imgs"
+    data.mkdir()
+    Image.fromarray(random_image(64, 96, seed=3)).save(data / "a.png")
+    r = run("eval", data, "-o", tmp_path / "out", "--models", TINY, "--betas", "0,1.28,2.56", "--codecs", "none",
+            "--no-fid", "--sheets", "0", "--card")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "out" / "report.md").is_file() and "model card rows updated" in r.output
+    rows = [line for line in card.read_text().splitlines() if line.startswith(f"| {TINY} |")]
+    assert [row.split("|")[7].strip() for row in rows] == ["0", "2.56"]  # lowest and highest beta only

@@ -81,6 +81,37 @@ def test_wrong_weights_digest_refused(tiny_weights_dir, tiny_codec):
         CodecPool("cpu", tiny_weights_dir).for_file(bad)
 
 
+def test_files_of_superseded_weights_still_decode(tiny_weights_dir, tmp_path):
+    """Retrained weights replace weights/<model>.safetensors; the old file moves to
+    weights/previous/ and the .hfc files made with it keep decoding, bit for bit."""
+    import shutil
+
+    import torch
+
+    from hificodec.models import CONFIGS, HiFiC
+    from hificodec.zoo import export_weights, previous_path
+
+    shutil.copy(tiny_weights_dir / f"{TINY}.safetensors", tmp_path)
+    old_codec = Codec.load(TINY, "cpu", tmp_path)
+    img = random_image(24, 40)
+    old_file = old_codec.encode(img)
+    expected = old_codec.decode(old_file, 1.0)
+    previous = previous_path(TINY, old_codec.info.digest, tmp_path)
+    previous.parent.mkdir()
+    shutil.move(tmp_path / f"{TINY}.safetensors", previous)
+    torch.manual_seed(1)
+    export_weights(HiFiC(CONFIGS["tiny"]).eval(), tmp_path / f"{TINY}.safetensors", TINY, "tiny", [0.3], {})
+    new_codec = Codec.load(TINY, "cpu", tmp_path)
+    assert new_codec.info.digest != old_codec.info.digest
+    np.testing.assert_array_equal(decode(old_file, 1.0, "cpu", tmp_path), expected)
+    new_file = new_codec.encode(img)
+    assert bitstream.parse(new_file).weights_digest == new_codec.info.digest
+    assert decode(new_file, 1.0, "cpu", tmp_path).shape == img.shape
+    previous.unlink()
+    with pytest.raises(CodecError, match="different version"):
+        decode(old_file, 1.0, "cpu", tmp_path)
+
+
 def test_pool_loads_model_once(tiny_weights_dir, tiny_codec):
     pool = CodecPool("cpu", tiny_weights_dir)
     files = [bitstream.parse(tiny_codec.encode(random_image(8, 8, seed=i))) for i in range(3)]

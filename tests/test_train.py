@@ -89,7 +89,7 @@ def test_run_loop_writes_checkpoint_and_log(tmp_path, photo_dir):
 
 
 def test_export_then_encode_decode(tmp_path, photo_dir):
-    from hificodec.codec import Codec
+    from hificodec.codec import Codec, decode
 
     trainer = make_trainer(tmp_path, photo_dir)
     trainer.run(progress=False)
@@ -99,3 +99,44 @@ def test_export_then_encode_decode(tmp_path, photo_dir):
     img = random_image(30, 40)
     out = codec.decode(codec.encode(img), beta=1.0)
     assert out.shape == img.shape
+    assert Codec.load("exported-tiny", "cpu", tmp_path / "weights").info.metadata["training"]["lineage"] == []
+    # exporting over it keeps the superseded file, so .hfc files made with it still decode
+    old_file = codec.encode(img)
+    trainer.cfg.stage2_steps += 1
+    trainer.run(progress=False)
+    _, new_digest = export_main(trainer.checkpoint_path, "exported-tiny", tmp_path / "weights")
+    assert new_digest != digest
+    assert (tmp_path / "weights" / "previous" / f"exported-tiny-{digest[:12]}.safetensors").is_file()
+    assert decode(old_file, 1.0, "cpu", tmp_path / "weights").shape == img.shape
+    with pytest.raises(ValueError, match="not a model name"):
+        export_main(trainer.checkpoint_path, "../elsewhere", tmp_path / "weights")
+
+
+def test_continued_runs_record_their_lineage(tmp_path, photo_dir):
+    """init_from a checkpoint, then from weights: the export counts the whole chain."""
+    from hificodec.zoo import model_info
+
+    first = make_trainer(tmp_path / "one", photo_dir, name="one")  # 3 + 3 steps
+    first.run(progress=False)
+    second = make_trainer(tmp_path / "two", photo_dir, name="two", stage1_steps=0, stage2_steps=2,
+                          init_from=str(first.checkpoint_path))
+    second.run(progress=False)
+    path, _ = export_main(second.checkpoint_path, "two", tmp_path / "weights")
+    training = model_info(path).metadata["training"]
+    assert [p["config"] for p in training["lineage"]] == ["one"]
+    assert (training["total_stage1_steps"], training["total_stage2_steps"]) == (3, 5)
+    third = make_trainer(tmp_path / "three", photo_dir, name="three", stage1_steps=0, stage2_steps=1,
+                         init_from=str(path))
+    assert [p["config"] for p in third.lineage] == ["one", "two"]
+    third.run(progress=False)
+    resumed = make_trainer(tmp_path / "three", photo_dir, name="three", stage1_steps=0, stage2_steps=1)
+    resumed.load_checkpoint(third.checkpoint_path)  # the lineage travels in the checkpoint
+    assert [p["config"] for p in resumed.lineage] == ["one", "two"]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_autocast_only_where_native(tmp_path, photo_dir, monkeypatch, native):
+    # emulated bf16 made a training step >10x slower than fp32 on an AVX2-only CPU
+    monkeypatch.setattr("hificodec.train.native_bf16", lambda device: native)
+    assert make_trainer(tmp_path / "a", photo_dir, bf16=True).bf16 is native
+    assert make_trainer(tmp_path / "b", photo_dir, bf16=False).bf16 is False

@@ -23,6 +23,7 @@ beta is deliberately absent: the receiver chooses it.
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ VERSION = 2
 READABLE_VERSIONS = (1, 2)
 QUALITY_SCALE = 256  # quality is stored in 1/256 steps
 MAX_NAME = 64
+# A model name is also a file name under weights/: no separators, no leading dot.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_SIDE = 65535  # like JPEG; also bounds the latent sizes a decoder will allocate
 DEFAULT_MAX_PIXELS = 120_000_000
 _FIXED = struct.Struct(">4sBBB")  # magic, version, flags, name_len
@@ -60,9 +63,9 @@ class HfcFile:
         return self.quality_code / QUALITY_SCALE
 
     def to_bytes(self) -> bytes:
+        if not (1 <= len(self.model) <= MAX_NAME and MODEL_NAME.fullmatch(self.model)):
+            raise ValueError(f"model name must be 1..{MAX_NAME} of A-Z a-z 0-9 . _ - (not starting with . _ -)")
         name = self.model.encode("ascii")
-        if not 1 <= len(name) <= MAX_NAME:
-            raise ValueError(f"model name must be 1..{MAX_NAME} ASCII bytes")
         digest = bytes.fromhex(self.weights_digest)
         if len(digest) != DIGEST_BYTES:
             raise ValueError("weights digest must be a SHA-256 (32 bytes)")
@@ -116,6 +119,8 @@ def parse(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> HfcFile:
         model = data[pos : pos + name_len].decode("ascii")
     except UnicodeDecodeError:
         raise BitstreamError("corrupt header (model name is not ASCII)") from None
+    if not MODEL_NAME.fullmatch(model):
+        raise BitstreamError("corrupt header (model name has characters a model name cannot have)")
     pos += name_len
     digest = data[pos : pos + DIGEST_BYTES].hex()
     pos += DIGEST_BYTES

@@ -279,7 +279,7 @@ def decode(inputs, beta, fmt, output, outdir, force, device, quiet, verbose, max
 def info(file, as_json):
     """Describe a .hfc file without decoding it."""
     from . import bitstream
-    from .zoo import list_models
+    from .zoo import ModelNotFound, WeightsError, find_weights
 
     try:
         data = sys.stdin.buffer.read() if file == STDIO else Path(file).read_bytes()
@@ -287,7 +287,10 @@ def info(file, as_json):
     except (OSError, bitstream.BitstreamError) as exc:
         _error(f"{file}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}")
         sys.exit(EXIT_FAILED)
-    installed = any(m.name == hfc.model and m.digest == hfc.weights_digest for m in list_models())
+    try:
+        installed = bool(find_weights(hfc.model, hfc.weights_digest))
+    except (ModelNotFound, WeightsError):
+        installed = False
     record = {
         "file": file,
         "format_version": data[4],
@@ -338,7 +341,8 @@ def models(as_json):
 @main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Where checkpoints and the JSONL log go (keep it outside the repository).")
+              help="Where checkpoints and the JSONL log go (outside the repository, or under its "
+                   "git-ignored runs/).")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir exactly where it stopped.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 def train(config, run_dir, resume, device):
@@ -365,7 +369,11 @@ def export(checkpoint, name, outdir, card_dir):
     """Export a training checkpoint as a shippable fp16 weights file."""
     from .train import export_main
 
-    path, digest = export_main(checkpoint, name, outdir)
+    try:
+        path, digest = export_main(checkpoint, name, outdir)
+    except ValueError as exc:
+        _error(str(exc))
+        sys.exit(EXIT_FAILED)
     click.echo(f"wrote {path} (sha256 {digest})")
     if card_dir:
         from .codec import Codec
@@ -396,8 +404,10 @@ def export(checkpoint, name, outdir, card_dir):
               help="Write the Markdown report here (default OUTDIR/report.md), e.g. docs/results.md.")
 @click.option("-o", "--outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Where CSVs, summary.json, plots and sheets go; rerunning resumes.")
+@click.option("--card", is_flag=True,
+              help="Also write each model's rows (lowest and highest beta) into docs/models.md.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
-def evaluate(dataset, models, betas, codecs, targets, fid_targets, fid, sheet_count, report, outdir, device):
+def evaluate(dataset, models, betas, codecs, targets, fid_targets, fid, sheet_count, report, outdir, card, device):
     """Benchmark models against classical codecs: bpp, PSNR, MS-SSIM, LPIPS, FID/KID, plots."""
     from .classical import parse_codecs
     from .evaluate import eval_main
@@ -430,6 +440,16 @@ def evaluate(dataset, models, betas, codecs, targets, fid_targets, fid, sheet_co
         click.echo(f"{s['model']} quality={s['quality']:g} beta={s['beta']:g}: {s['bpp']:.4f} bpp, PSNR {s['psnr']:.2f} dB, "
                    f"MS-SSIM {s['ms_ssim']:.4f}, LPIPS {s['lpips']:.4f}{fid_text}, decode {s['decode_s_median']:.2f} s")
     click.echo(f"report: {report or outdir / 'report.md'}")
+    if card:
+        from .evaluate import card_rows, update_model_card
+        from .zoo import find_model
+
+        for name in names:
+            points = [m for m in summary["models"] if m["model"] == name]
+            ends = {min(m["beta"] for m in points), max(m["beta"] for m in points)}
+            update_model_card(name, card_rows(name, find_model(name).metadata.get("training", {}),
+                                              [m for m in points if m["beta"] in ends]))
+        click.echo(f"model card rows updated for {', '.join(names)}")
 
 
 @main.command("setup-metrics")

@@ -79,7 +79,10 @@ class Codec:
     @classmethod
     def load(cls, name: str = zoo.DEFAULT_MODEL, device: str = "auto", weights_dir: Path | None = None,
              expected_digest: str | None = None) -> "Codec":
-        info = zoo.find_model(name, weights_dir)
+        return cls.from_info(zoo.find_model(name, weights_dir), device, expected_digest)
+
+    @classmethod
+    def from_info(cls, info: zoo.ModelInfo, device: str = "auto", expected_digest: str | None = None) -> "Codec":
         model = zoo.load_model(info, expected_digest)
         dev = resolve_device(device)
         model.encoder.to(dev)
@@ -194,16 +197,13 @@ class CodecPool:
     def for_file(self, hfc: bitstream.HfcFile) -> Codec:
         key = (hfc.model, hfc.weights_digest)
         if key not in self._codecs:
-            try:
-                info = zoo.find_model(hfc.model, self.weights_dir)
+            try:  # the current weights of the model, or the superseded version the file was made with
+                info = zoo.find_weights(hfc.model, hfc.weights_digest, self.weights_dir)
             except zoo.ModelNotFound:
                 raise CodecError(f"file needs model {hfc.model!r}, which is not installed") from None
-            if info.digest != hfc.weights_digest:
-                raise CodecError(
-                    f"file needs model {hfc.model} with weights {hfc.weights_digest[:12]}, "
-                    f"installed weights are {info.digest[:12]} (a different version)"
-                )
-            self._codecs[key] = Codec.load(hfc.model, self.device, self.weights_dir, expected_digest=hfc.weights_digest)
+            except zoo.WeightsError as exc:
+                raise CodecError(str(exc)) from None
+            self._codecs[key] = Codec.from_info(info, self.device, expected_digest=hfc.weights_digest)
         return self._codecs[key]
 
     def for_model(self, name: str) -> Codec:

@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -69,8 +70,14 @@ class PatchFeatures:
         return np.concatenate([np.load(self._path(config, i)).astype(np.float64) for i in images])
 
 
-def model_config(model: str, quality: float, beta: float) -> str:
-    return f"{model}@q{quality:g}@b{beta:g}"
+def model_config(model: str, quality: float, beta: float, weights: str = "") -> str:
+    """Feature-cache name of a model point; ``weights`` (digest prefix) keeps the features of
+    retrained weights apart from those of the file they replace."""
+    return f"{model}@q{quality:g}@b{beta:g}" + (f"@{weights}" if weights else "")
+
+
+def weights_tag(codec) -> str:
+    return codec.info.digest[:12]
 
 
 def classical_config(codec: str, target: float) -> str:
@@ -92,7 +99,8 @@ def model_qualities(codec) -> list[float]:
 def evaluate_model(codec, images: list[Path], betas: list[float], out_dir: Path | None = None,
                    progress: bool = True, qualities: list[float] | None = None,
                    features: PatchFeatures | None = None) -> list[dict]:
-    """One row per (quality, image, beta). Rows already in out_dir/per_image.csv are reused."""
+    """One row per (quality, image, beta). Rows already in out_dir/per_image.csv are reused if
+    they were measured with the same weights file (its digest is in the ``weights`` column)."""
     from tqdm import tqdm
 
     from . import bitstream
@@ -101,12 +109,13 @@ def evaluate_model(codec, images: list[Path], betas: list[float], out_dir: Path 
     lpips_metric = LPIPSMetric()
     qualities = model_qualities(codec) if qualities is None else qualities
     csv_path = out_dir / "per_image.csv" if out_dir else None
-    done = {_row_key(row): row for row in (_read_csv(csv_path) if csv_path else [])}
+    name, weights = codec.info.name, weights_tag(codec)
+    cached = _read_csv(csv_path) if csv_path else []
+    done = {_row_key(r): r for r in cached if r["model"] != name or r.get("weights") == weights}
     rows: list[dict] = []
-    name = codec.info.name
     for path in tqdm(images, disable=not progress, desc=name, unit="img"):
         keys = [(name, float(q), path.name, float(b)) for q in qualities for b in betas]
-        configs = [model_config(name, q, b) for q in qualities for b in betas] + ["original"]
+        configs = [model_config(name, q, b, weights) for q in qualities for b in betas] + ["original"]
         if all(k in done for k in keys) and (features is None or all(features.has(c, path.name) for c in configs)):
             rows += [done[k] for k in keys]
             continue
@@ -127,13 +136,14 @@ def evaluate_model(codec, images: list[Path], betas: list[float], out_dir: Path 
                 recon = codec.generate(hfc, y_hat, beta)
                 decode_s = latent_s + time.perf_counter() - t0  # what a single-beta decode costs
                 rows.append({
-                    "model": name, "quality": float(quality), "image": path.name, "beta": float(beta),
+                    "model": name, "weights": weights, "quality": float(quality), "image": path.name,
+                    "beta": float(beta),
                     "width": w, "height": h, "bytes": len(data), "bpp": 8 * len(data) / (w * h),
                     "psnr": psnr(original, recon), "ms_ssim": ms_ssim(original, recon),
                     "lpips": lpips_metric(original, recon), "encode_s": encode_s, "decode_s": decode_s,
                 })
                 if features:
-                    features.add(model_config(name, quality, beta), path.name, recon)
+                    features.add(model_config(name, quality, beta, weights), path.name, recon)
         if csv_path:
             others = [r for k, r in done.items() if k[0] != name]  # other models' rows
             _write_csv(csv_path, rows + others)
@@ -287,6 +297,67 @@ def matched_comparison(model_rows: list[dict], classical_rows: list[dict], facto
     return out
 
 
+DECODE_BOUND_S = 1.5  # per Kodak image on 2 CPU cores
+
+
+def machine_description() -> str:
+    """CPU model and torch thread count: the context every timing in a report needs."""
+    import platform
+
+    import torch
+
+    cpu = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch threads"
+
+
+def quality_targets(summary: dict) -> list[dict]:
+    """Per model rate level, the project's quality bars (docs/models.md) checked on this run:
+    at the highest beta, LPIPS below every classical codec at the same bpp and below AVIF's and
+    HEIC's at twice the bpp; at beta 0, PSNR at least WebP's at the same bpp; PSNR and LPIPS both
+    falling at every step of the beta grid; median decode within DECODE_BOUND_S. Comparisons
+    use the per-image interpolated means of ``summary["matched"]``."""
+    from .classical import interpolate_log_bpp
+    from .report import HIFIC_PUBLISHED
+
+    out = []
+    points = sorted({(m["model"], m["quality"]) for m in summary["models"]})
+    for model, quality in points:
+        chain = sorted((m for m in summary["models"] if (m["model"], m["quality"]) == (model, quality)),
+                       key=lambda m: m["beta"])
+        low, high = chain[0], chain[-1]
+        matched = {(m["beta"], m["codec"], m["factor"]): m for m in summary["matched"]
+                   if (m["model"], m["quality"]) == (model, quality)}
+        same_rate = {c: m for (b, c, f), m in matched.items() if b == high["beta"] and f == 1.0}
+        double = {c: m for (b, c, f), m in matched.items()
+                  if b == high["beta"] and f == 2.0 and c in ("avif", "heic")}
+        webp = matched.get((low["beta"], "webp", 1.0))
+        row = {"model": model, "quality": quality, "bpp": high["bpp"], "beta": high["beta"], "lpips": high["lpips"],
+               "best_codec": None, "best_codec_lpips": float("nan"), "lpips_below_all": None,
+               "lpips_2x": {c: m["lpips"] for c, m in double.items()}, "lpips_below_2x": None,
+               "psnr_beta0": low["psnr"], "webp_psnr": webp["psnr"] if webp else float("nan"),
+               "psnr_at_least_webp": (webp["model_psnr"] >= webp["psnr"]) if webp else None,
+               "beta_monotonic": len(chain) > 1 and all(a["psnr"] > b["psnr"] and a["lpips"] > b["lpips"]
+                                                        for a, b in zip(chain, chain[1:])),
+               "decode_s": max(m["decode_s_median"] for m in chain),
+               "hific_lpips": interpolate_log_bpp(HIFIC_PUBLISHED, high["bpp"])}
+        if same_rate:
+            best = min(same_rate.values(), key=lambda m: m["lpips"])
+            row.update(best_codec=best["codec"], best_codec_lpips=best["lpips"],
+                       lpips_below_all=all(m["model_lpips"] < m["lpips"] for m in same_rate.values()))
+        if double:
+            row["lpips_below_2x"] = all(m["model_lpips"] < m["lpips"] for m in double.values())
+        row["decode_ok"] = row["decode_s"] <= DECODE_BOUND_S
+        out.append(row)
+    return out
+
+
 def realism_scores(features: PatchFeatures, configs: list[str], images: list[str]) -> dict[str, dict]:
     """FID and KID of each configuration's patches against the originals' patches."""
     from .metrics import frechet_distance, kernel_inception_distance
@@ -372,7 +443,7 @@ def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir
     for name in model_names:
         codec = loaded[name] = Codec.load(name, device)
         model_rows += evaluate_model(codec, images, betas, out_dir, progress, features=features)
-        model_points += [model_config(name, q, b) for q in model_qualities(codec) for b in betas]
+        model_points += [model_config(name, q, b, weights_tag(codec)) for q in model_qualities(codec) for b in betas]
     classical_rows = evaluate_classical(codecs or [], images, list(targets), out_dir, progress, features,
                                         tuple(fid_targets)) if codecs else []
     names = [p.name for p in images]
@@ -380,17 +451,18 @@ def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir
                                                           for t in fid_targets], names) if features else {}
     models = summarize(model_rows)
     for s in models:
-        s.update(realism.get(model_config(s["model"], s["quality"], s["beta"]), {}))
+        s.update(realism.get(model_config(s["model"], s["quality"], s["beta"], weights_tag(loaded[s["model"]])), {}))
     classical = summarize_classical(classical_rows)
     for s in classical:
         s.update(realism.get(classical_config(s["codec"], s["target"]), {}))
     summary = {
-        "dataset": str(dataset), "images": len(images),
+        "dataset": str(dataset), "images": len(images), "machine": machine_description(),
         "codec_versions": {c.name: c.version() for c in codecs or []},
         "codec_settings": {c.name: c.options for c in codecs or []},
         "models": models, "classical": classical,
         "matched": matched_comparison(model_rows, classical_rows),
     }
+    summary["targets"] = quality_targets(summary)
     atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2, default=str).encode())
 
     from .report import markdown, rate_plots
@@ -420,14 +492,18 @@ CARD_HEADER = "| model | data | crop | stage 1 / 2 steps | train h | quality | b
 
 def card_rows(name: str, training: dict, summary: list[dict]) -> list[str]:
     """Model-card table rows (one per beta) for docs/models.md."""
+    # a model continued from others (training["lineage"]) counts the steps and hours of the chain
+    steps = (f"{training.get('total_stage1_steps', training.get('stage1_steps'))} / "
+             f"{training.get('total_stage2_steps', training.get('stage2_steps'))}")
+    hours = training.get("total_train_hours", training.get("train_hours"))
     rows = []
     for s in summary:
         if s["model"] != name:
             continue
         rows.append(
             f"| {name} | {Path(training.get('train_dir', '?')).name} ({training.get('images', '?')} photos) "
-            f"| {training.get('crop')} | {training.get('stage1_steps')} / {training.get('stage2_steps')} "
-            f"| {training.get('train_hours')} | {s['quality']:g} | {s['beta']:g} | {s['bpp']:.3f} | {s['psnr']:.2f} "
+            f"| {training.get('crop')} | {steps} | {hours} | {s['quality']:g} | {s['beta']:g} | {s['bpp']:.3f} "
+            f"| {s['psnr']:.2f} "
             f"| {s['ms_ssim']:.4f} | {s['lpips']:.4f} |"
         )
     return rows

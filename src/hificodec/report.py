@@ -57,7 +57,8 @@ def rate_plots(summary: dict, out_dir: Path) -> list[Path]:
         ax.set_xlabel("bits per pixel")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # e.g. MS-SSIM is NaN on images under 161 px
+            ax.legend(fontsize=7)
         fig.tight_layout()
         path = out_dir / f"bpp_vs_{key}.png"
         fig.savefig(path)
@@ -167,6 +168,12 @@ def markdown(summary: dict, plots: list[Path], sheets: list[Path], base: Path, n
              "PSNR over RGB; MS-SSIM (pytorch-msssim); LPIPS-Alex v0.1"
              + ("; FID/KID on 256x256 patches (grid + half-shifted grid, HiFiC appendix A.7)." if has_fid else "."),
              ""]
+    if summary.get("machine"):
+        lines += [f"Timings (encode/decode seconds) measured on: {summary['machine']}.", ""]
+    patches = max((m.get("patches", 0) for m in summary["models"] + summary["classical"]), default=0)
+    if has_fid and patches < 2048:
+        lines += [f"FID/KID here use {patches} patches per point, fewer than the 2048 Inception features: "
+                  "compare them within this report only, not with published values.", ""]
     if notes:
         lines += [notes, ""]
     lines += ["## hificodec models", ""]
@@ -176,6 +183,28 @@ def markdown(summary: dict, plots: list[Path], sheets: list[Path], base: Path, n
         lines += _metric_table(summary["classical"], {"codec": "{}", "target": "{:g}"}, has_fid)
         lines += ["", "Versions: " + "; ".join(f"{k}: {v}" for k, v in summary["codec_versions"].items()),
                   "Settings: " + "; ".join(f"{k}: {v}" for k, v in summary["codec_settings"].items())]
+    if summary.get("targets"):
+        from .evaluate import DECODE_BOUND_S
+
+        lines += ["", "## Against the quality bars", "",
+                  "Per rate level (docs/models.md): at the highest beta, LPIPS below every classical codec at "
+                  "the same bpp and below AVIF and HEIC at twice it; at beta 0, PSNR at least WebP's at the same "
+                  "bpp (both from the per-image interpolated curves below); PSNR and LPIPS falling at every step "
+                  f"of the beta grid; median decode within {DECODE_BOUND_S:g} s. *HiFiC* is the published Kodak "
+                  "LPIPS of Mentzer et al. 2020 interpolated at this bpp (– outside 0.183-0.538 bpp).", "",
+                  "| model q | bpp | LPIPS (beta max) | best codec LPIPS, same bpp | below all? | AVIF / HEIC "
+                  "LPIPS, 2x bpp | below both? | PSNR beta 0 | WebP PSNR | at least WebP? | beta monotonic? "
+                  "| decode s | HiFiC LPIPS |",
+                  "|" + "---|" * 13]
+        yes = {True: "yes", False: "**no**", None: "–"}
+        for t in summary["targets"]:
+            double = " / ".join(_fmt(t["lpips_2x"].get(c), 4) for c in ("avif", "heic"))
+            best = f"{_fmt(t['best_codec_lpips'], 4)} ({t['best_codec']})" if t["best_codec"] else "–"
+            lines.append(f"| {t['model']} q{t['quality']:g} | {t['bpp']:.3f} | {t['lpips']:.4f} | {best} | "
+                         f"{yes[t['lpips_below_all']]} | {double} | {yes[t['lpips_below_2x']]} | "
+                         f"{t['psnr_beta0']:.2f} | {_fmt(t['webp_psnr'], 2)} | {yes[t['psnr_at_least_webp']]} | "
+                         f"{yes[t['beta_monotonic']]} | {t['decode_s']:.2f} {yes[t['decode_ok']]} | "
+                         f"{_fmt(t['hific_lpips'], 3)} |")
     if summary["matched"]:
         lines += ["", "## At the bpp each image actually got", "",
                   "Each codec's per-image curve interpolated (over log bpp) at the model's bpp on that image "

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -77,7 +78,7 @@ class TrainConfig:
     # gain_control * log(target / smoothed coded bpp of the level).
     gain_control: float = 0.01
     # run
-    bf16: bool = True
+    bf16: bool = True  # bf16 autocast where the hardware computes bf16 natively, see native_bf16
     seed: int = 0
     threads: int = 0  # 0: torch's default
     checkpoint_minutes: float = 5.0
@@ -112,6 +113,46 @@ class TrainConfig:
         return self.stage1_steps + self.stage2_steps
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast pays off here: CUDA with bf16 support, or a CPU whose oneDNN has
+    native bf16 (AVX512-BF16 / AMX). Elsewhere bf16 is emulated, and a training step measured
+    over 10x slower than fp32 (AMD EPYC, AVX2 only), so autocast is left off."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _phase(config_name: str, step: int, stage1_steps: int, seconds: float) -> dict:
+    """One training run of a lineage: which config, how many steps of each stage, how long."""
+    return {"config": config_name, "stage1_steps": min(step, stage1_steps),
+            "stage2_steps": max(0, step - stage1_steps), "train_hours": round(seconds / 3600, 2)}
+
+
+def lineage_of(source: str) -> list[dict]:
+    """The training runs behind an ``init_from`` source (a checkpoint or a weights file), oldest
+    first; [] if there is no source or it is gone. Older checkpoints without a recorded lineage
+    are followed through their own config's ``init_from``."""
+    path = Path(source) if source else None
+    if path is None or not path.is_file():
+        return []
+    if path.suffix == ".pt":
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        earlier = state.get("lineage")
+        if earlier is None:
+            earlier = lineage_of(state["config"].get("init_from", ""))
+        cfg = state["config"]
+        return earlier + [_phase(cfg["name"], state["step"], cfg["stage1_steps"], state.get("train_seconds", 0.0))]
+    from .zoo import model_info
+
+    training = model_info(path).metadata.get("training", {})
+    own = {"config": training.get("config_name", path.stem), "stage1_steps": training.get("stage1_steps", 0),
+           "stage2_steps": training.get("stage2_steps", 0), "train_hours": training.get("train_hours", 0.0)}
+    return list(training.get("lineage", [])) + [own]
+
+
 def _atomic_torch_save(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".part")
     torch.save(obj, tmp)
@@ -137,8 +178,10 @@ class Trainer:
         if len(cfg.targets) != self.model.rate_levels:
             raise ValueError(f"{cfg.architecture} has {self.model.rate_levels} rate levels, "
                              f"the config gives {len(cfg.targets)} target_bpp values")
+        self.lineage: list[dict] = []  # the runs this one continues (init_from), for the model card
         if cfg.init_from:
             self._init_from(Path(cfg.init_from))
+            self.lineage = lineage_of(cfg.init_from)
         if cfg.initial_gains:
             if len(cfg.initial_gains) != self.model.rate_levels or self.model.rate_levels == 1:
                 raise ValueError("initial_gains needs one value per rate level of a variable-rate model")
@@ -147,6 +190,7 @@ class Trainer:
                 self.model.log_gain.copy_(log_gains.expand_as(self.model.log_gain))
                 self.model.log_inverse_gain.copy_(-log_gains.expand_as(self.model.log_gain))
         self.lpips = LPIPSLoss().to(self.device)
+        self.bf16 = cfg.bf16 and native_bf16(self.device)
 
         params = dict(self.model.named_parameters())
         aux = [p for n, p in params.items() if n.endswith(".quantiles")]
@@ -200,6 +244,7 @@ class Trainer:
             "train_images": len(self.sampler.folder) if self.sampler else None,
             "beta_generator": self.beta_generator.get_state(),
             "rate_controller": self.rate.state_dict(),
+            "lineage": self.lineage,
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
@@ -223,6 +268,7 @@ class Trainer:
         self.beta_generator.set_state(state["beta_generator"])
         if "rate_controller" in state:
             self.rate.load_state_dict(state["rate_controller"])
+        self.lineage = state.get("lineage", self.lineage)
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
@@ -251,7 +297,7 @@ class Trainer:
     # -- one step ---------------------------------------------------------------------------
     def train_step(self) -> dict:
         cfg = self.cfg
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
         main_group, density_group, *gain_group = self.opt_g.param_groups
         main_group["lr"] = self.learning_rate()
         density_group["lr"] = main_group["lr"] * cfg.entropy_lr_factor
@@ -441,15 +487,19 @@ def train_main(config: Path, run_dir: Path, resume: bool = False, device: str = 
         raise FileExistsError(f"{run_dir} already has a checkpoint: pass --resume, or use a new --run-dir")
     train = PhotoFolder(cfg.train_dir, min_side=64)
     trainer.attach_data(train, load_val_images(cfg.val_dir, cfg.val_images))
+    if cfg.bf16 and not trainer.bf16:
+        print(f"note: bf16 autocast off, {trainer.device.type} has no native bf16 (it would be slower than fp32)",
+              file=sys.stderr)
     trainer._log({"event": "start", "step": trainer.step, "resume": resume, "images": len(train),
-                  "skipped": len(train.skipped), "config": asdict(cfg)})
+                  "skipped": len(train.skipped), "bf16": trainer.bf16, "config": asdict(cfg)})
     trainer.run(progress=progress)
     return trainer
 
 
 def export_main(checkpoint: Path, name: str, out_dir: Path | None = None) -> tuple[Path, str]:
     """Checkpoint -> weights/<name>.safetensors (CDF tables updated first)."""
-    from .zoo import export_weights, weights_dir
+    from .bitstream import MODEL_NAME
+    from .zoo import export_weights, file_digest, previous_path, weights_dir
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     cfg = TrainConfig(**state["config"])
@@ -472,9 +522,27 @@ def export_main(checkpoint: Path, name: str, out_dir: Path | None = None) -> tup
         "stage2_steps": max(0, state["step"] - cfg.stage1_steps),
         "train_hours": round(state.get("train_seconds", 0.0) / 3600, 2),
     }
+    # Runs this one continued (checkpoints from before "lineage" existed: followed via init_from)
+    lineage = state.get("lineage")
+    training["lineage"] = lineage if lineage is not None else lineage_of(cfg.init_from)
+    everything = training["lineage"] + [training]
+    training["total_stage1_steps"] = sum(p["stage1_steps"] for p in everything)
+    training["total_stage2_steps"] = sum(p["stage2_steps"] for p in everything)
+    training["total_train_hours"] = round(sum(p["train_hours"] for p in everything), 2)
+    if not MODEL_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a model name (A-Z a-z 0-9 . _ -, not starting with . _ -)")
     out = Path(out_dir or weights_dir()) / f"{name}.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)
+    superseded = None
+    if out.is_file():  # keep the weights being replaced: files encoded with them must still decode
+        old_digest = file_digest(out)
+        superseded = previous_path(name, old_digest, out.parent)
+        superseded.parent.mkdir(exist_ok=True)
+        if not superseded.exists():
+            shutil.copy2(out, superseded)
     digest = export_weights(model, out, name, cfg.architecture, cfg.targets, training)
+    if superseded is not None and digest == old_digest:
+        superseded.unlink()  # the same weights again: nothing was superseded
     return out, digest
 
 

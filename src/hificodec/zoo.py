@@ -108,9 +108,19 @@ def list_models(directory: Path | None = None) -> list[ModelInfo]:
     return infos
 
 
+def _current_path(name: str, directory: Path) -> Path:
+    """weights/<name>.safetensors, after checking that ``name`` is a model name (a file name
+    under weights/, never a path)."""
+    from .bitstream import MODEL_NAME
+
+    if not MODEL_NAME.fullmatch(name):
+        raise ModelNotFound(f"{name!r} is not a model name")
+    return directory / f"{name}.safetensors"
+
+
 def find_model(name: str, directory: Path | None = None) -> ModelInfo:
     directory = Path(directory or weights_dir())
-    path = directory / f"{name}.safetensors"
+    path = _current_path(name, directory)
     if not path.is_file():
         available = ", ".join(m.name for m in list_models(directory)) or "none"
         raise ModelNotFound(f"model {name!r} is not installed in {directory} (available: {available})")
@@ -118,6 +128,32 @@ def find_model(name: str, directory: Path | None = None) -> ModelInfo:
     if info.name != name:
         raise WeightsError(f"{path.name} declares model name {info.name!r}")
     return info
+
+
+PREVIOUS_DIR = "previous"  # superseded weights, kept so that files encoded with them still decode
+
+
+def previous_path(name: str, digest: str, directory: Path | None = None) -> Path:
+    """Where a superseded weights file of ``name`` is kept: weights/previous/<name>-<digest[:12]>."""
+    return Path(directory or weights_dir()) / PREVIOUS_DIR / f"{name}-{digest[:12]}.safetensors"
+
+
+def find_weights(name: str, digest: str, directory: Path | None = None) -> ModelInfo:
+    """The exact weights a .hfc file names: the current file of the model if its digest matches,
+    else a superseded version kept in weights/previous/. Raises ModelNotFound if the model has
+    no file at all, WeightsError if none has that digest."""
+    directory = Path(directory or weights_dir())
+    current = _current_path(name, directory)
+    candidates = [p for p in (current, previous_path(name, digest, directory)) if p.is_file()]
+    if not candidates:
+        raise ModelNotFound(f"model {name!r} is not installed in {directory}")
+    for path in candidates:
+        info = model_info(path)
+        if info.name == name and info.digest == digest:
+            return info
+    installed = file_digest(current)[:12] if current.is_file() else "none"
+    raise WeightsError(f"file needs model {name} with weights {digest[:12]}, installed weights are {installed} "
+                       "(a different version)")
 
 
 def load_model(info: ModelInfo, expected_digest: str | None = None):
