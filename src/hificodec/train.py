@@ -501,6 +501,8 @@ def export_main(checkpoint: Path, name: str, out_dir: Path | None = None) -> tup
     from .bitstream import MODEL_NAME
     from .zoo import export_weights, file_digest, previous_path, weights_dir
 
+    if not MODEL_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a model name (A-Z a-z 0-9 . _ -, not starting with . _ -)")
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     cfg = TrainConfig(**state["config"])
     model = HiFiC(CONFIGS[cfg.architecture])
@@ -518,10 +520,9 @@ def export_main(checkpoint: Path, name: str, out_dir: Path | None = None) -> tup
         "crop": cfg.crop,
         "batch_size": cfg.batch_size,
         "step": state["step"],
-        "stage1_steps": min(state["step"], cfg.stage1_steps),
-        "stage2_steps": max(0, state["step"] - cfg.stage1_steps),
-        "train_hours": round(state.get("train_seconds", 0.0) / 3600, 2),
     }
+    this_run = _phase(cfg.name, state["step"], cfg.stage1_steps, state.get("train_seconds", 0.0))
+    training.update({k: v for k, v in this_run.items() if k != "config"})
     # Runs this one continued (checkpoints from before "lineage" existed: followed via init_from)
     lineage = state.get("lineage")
     training["lineage"] = lineage if lineage is not None else lineage_of(cfg.init_from)
@@ -529,8 +530,6 @@ def export_main(checkpoint: Path, name: str, out_dir: Path | None = None) -> tup
     training["total_stage1_steps"] = sum(p["stage1_steps"] for p in everything)
     training["total_stage2_steps"] = sum(p["stage2_steps"] for p in everything)
     training["total_train_hours"] = round(sum(p["train_hours"] for p in everything), 2)
-    if not MODEL_NAME.fullmatch(name):
-        raise ValueError(f"{name!r} is not a model name (A-Z a-z 0-9 . _ -, not starting with . _ -)")
     out = Path(out_dir or weights_dir()) / f"{name}.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)
     superseded = None
