@@ -61,7 +61,8 @@ def test_loss_decreases_in_both_stages(tmp_path, photo_dir):
         assert last < first, f"stage {stage}: {first:.3f} -> {last:.3f}"
 
 
-@pytest.mark.parametrize("variant", [{}, {"architecture": "tiny-vbr", "target_bpp": [0.1, 0.2, 0.4], "rate_ema": 0.9}])
+@pytest.mark.parametrize("variant", [{}, {"architecture": "tiny-vbr", "target_bpp": [0.1, 0.2, 0.4], "rate_ema": 0.9},
+                                     {"ema_decay": 0.5}])
 def test_resume_continues_identically(tmp_path, photo_dir, variant):
     a = make_trainer(tmp_path / "a", photo_dir, **variant)
     for _ in range(4):  # into stage 2, so D and its optimizer state matter too
@@ -78,6 +79,9 @@ def test_resume_continues_identically(tmp_path, photo_dir, variant):
     assert got == expected
     for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.equal(p, q), name
+    if a.ema is not None:
+        for (name, p), q in zip(a.ema.state_dict().items(), b.ema.state_dict().values()):
+            assert torch.equal(p, q), name
 
 
 def test_run_loop_writes_checkpoint_and_log(tmp_path, photo_dir):
@@ -110,6 +114,30 @@ def test_export_then_encode_decode(tmp_path, photo_dir):
     assert decode(old_file, 1.0, "cpu", tmp_path / "weights").shape == img.shape
     with pytest.raises(ValueError, match="not a model name"):
         export_main(trainer.checkpoint_path, "../elsewhere", tmp_path / "weights")
+
+
+def test_weight_average_is_validated_exported_and_continued(tmp_path, photo_dir):
+    from hificodec.zoo import load_model, model_info
+
+    trainer = make_trainer(tmp_path, photo_dir, ema_decay=0.9)
+    trainer.run(progress=False)
+    raw, average = trainer.model.state_dict(), trainer.ema.state_dict()
+    name = "encoder.net.0.weight"
+    lag = float((raw[name] - average[name]).abs().max())
+    assert lag > 1e-3  # the average trails the raw weights
+    trainer.val_images = [torch.rand(3, 64, 64)]
+    assert set(trainer.validate()) == {"bpp", "psnr_beta0", "lpips_beta0", "lpips_beta2.56"}
+    assert not trainer.ema.training and trainer.model.training
+    path, _ = export_main(trainer.checkpoint_path, "averaged", tmp_path / "weights")
+    info = model_info(path)
+    assert info.metadata["training"]["ema_decay"] == 0.9
+    shipped = load_model(info).state_dict()[name].float()
+    assert float((shipped - average[name]).abs().max()) < lag / 10  # fp16 of the average, not the raw
+    # a run continuing this checkpoint starts from the average, for the model and its own average
+    after = make_trainer(tmp_path / "next", photo_dir, stage1_steps=0, ema_decay=0.9,
+                         init_from=str(trainer.checkpoint_path))
+    assert torch.equal(after.model.state_dict()[name], average[name])
+    assert torch.equal(after.ema.state_dict()[name], average[name])
 
 
 def test_continued_runs_record_their_lineage(tmp_path, photo_dir):
