@@ -159,6 +159,12 @@ def lineage_of(source: str) -> list[dict]:
     return list(training.get("lineage", [])) + [own]
 
 
+def shipped_weights(state: dict) -> dict:
+    """The model weights a checkpoint stands for: its average if the run kept one, else the raw
+    weights. Export ships these, and a run continuing the checkpoint starts from them."""
+    return state.get("ema") or state["model"]
+
+
 def _atomic_torch_save(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".part")
     torch.save(obj, tmp)
@@ -231,7 +237,7 @@ class Trainer:
         if path.suffix == ".pt":
             state = torch.load(path, map_location=self.device, weights_only=False)  # our own checkpoint
             ema_state = state.get("ema")
-            model_state, disc_state = ema_state or state["model"], state["disc"]
+            model_state, disc_state = shipped_weights(state), state["disc"]
         else:
             from .zoo import load_model, model_info
 
@@ -280,7 +286,7 @@ class Trainer:
         self.train_seconds = state.get("train_seconds", 0.0)
         self.model.load_state_dict(state["model"])
         if self.ema is not None:  # a run that had no average starts one from its weights
-            self.ema.load_state_dict(state.get("ema") or state["model"])
+            self.ema.load_state_dict(shipped_weights(state))
         self.disc.load_state_dict(state["disc"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_aux.load_state_dict(state["opt_aux"])
@@ -539,7 +545,7 @@ def export_main(checkpoint: Path, name: str, out_dir: Path | None = None) -> tup
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     cfg = TrainConfig(**state["config"])
     model = HiFiC(CONFIGS[cfg.architecture])
-    model.load_state_dict(state.get("ema") or state["model"])  # the averaged weights, if kept
+    model.load_state_dict(shipped_weights(state))
     model.eval()
     images = state.get("train_images")
     if images is None and Path(cfg.train_dir).is_dir():  # checkpoints from before train_images existed
