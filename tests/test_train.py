@@ -1,5 +1,6 @@
 """Training on tiny synthetic images: losses fall, checkpoints resume exactly, export works."""
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,8 @@ def test_export_then_encode_decode(tmp_path, photo_dir):
     out = codec.decode(codec.encode(img), beta=1.0)
     assert out.shape == img.shape
     assert Codec.load("exported-tiny", "cpu", tmp_path / "weights").info.metadata["training"]["lineage"] == []
+    # the discriminator is kept beside the weights, named by their digest, for later phases
+    assert (tmp_path / "weights" / "discriminators" / f"exported-tiny-{digest[:12]}.safetensors").is_file()
     # exporting over it keeps the superseded file, so .hfc files made with it still decode
     old_file = codec.encode(img)
     trainer.cfg.stage2_steps += 1
@@ -133,6 +136,9 @@ def test_weight_average_is_validated_exported_and_continued(tmp_path, photo_dir)
     assert info.metadata["training"]["ema_decay"] == 0.9
     shipped = load_model(info).state_dict()[name].float()
     assert float((shipped - average[name]).abs().max()) < lag / 10  # fp16 of the average, not the raw
+    raw_info = model_info(export_main(trainer.checkpoint_path, "unaveraged", tmp_path / "weights", raw=True)[0])
+    assert raw_info.metadata["training"]["ema_decay"] == 0.0
+    assert float((load_model(raw_info).state_dict()[name].float() - raw[name]).abs().max()) < lag / 10
     # a run continuing this checkpoint starts from the average, for the model and its own average
     after = make_trainer(tmp_path / "next", photo_dir, stage1_steps=0, ema_decay=0.9,
                          init_from=str(trainer.checkpoint_path))
@@ -156,10 +162,42 @@ def test_continued_runs_record_their_lineage(tmp_path, photo_dir):
     third = make_trainer(tmp_path / "three", photo_dir, name="three", stage1_steps=0, stage2_steps=1,
                          init_from=str(path))
     assert [p["config"] for p in third.lineage] == ["one", "two"]
+    # starting from the weights file brings the discriminator exported beside it (fp16)
+    assert third.disc_restored
+    for (key, trained), restored in zip(second.disc.state_dict().items(), third.disc.state_dict().values()):
+        assert torch.allclose(trained, restored, atol=1e-2, rtol=1e-2), key
     third.run(progress=False)
     resumed = make_trainer(tmp_path / "three", photo_dir, name="three", stage1_steps=0, stage2_steps=1)
     resumed.load_checkpoint(third.checkpoint_path)  # the lineage travels in the checkpoint
     assert [p["config"] for p in resumed.lineage] == ["one", "two"]
+
+
+def test_discriminator_of_other_weights_is_refused(tmp_path, photo_dir):
+    from hificodec.zoo import WeightsError, discriminator_path, model_info
+
+    trainer = make_trainer(tmp_path, photo_dir)
+    trainer.run(progress=False)
+    one, digest_one = export_main(trainer.checkpoint_path, "one", tmp_path / "weights")
+    two, digest_two = export_main(trainer.checkpoint_path, "two", tmp_path / "weights")
+    discriminator_path("two", digest_two, tmp_path / "weights").unlink()
+    assert not make_trainer(tmp_path / "fresh", photo_dir, init_from=str(two)).disc_restored
+    # a D file named for weights it was not trained with (a copy, or tampering) is refused
+    discriminator_path("one", digest_one, tmp_path / "weights").rename(discriminator_path("two", digest_two, tmp_path / "weights"))
+    with pytest.raises(WeightsError, match="not the discriminator"):
+        make_trainer(tmp_path / "bad", photo_dir, init_from=str(two))
+
+
+def test_discriminator_warm_up_holds_the_model_still(tmp_path, photo_dir):
+    trainer = make_trainer(tmp_path, photo_dir, stage1_steps=0, stage2_steps=4, disc_warmup_steps=2)
+    model, disc = copy.deepcopy(trainer.model.state_dict()), copy.deepcopy(trainer.disc.state_dict())
+    for _ in range(2):
+        out = trainer.train_step()
+        trainer.step += 1
+        assert "d_loss" in out
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in model.items())
+    assert not all(torch.equal(v, trainer.disc.state_dict()[k]) for k, v in disc.items())
+    trainer.train_step()  # warm-up over: the model trains again
+    assert not torch.equal(model["encoder.net.0.weight"], trainer.model.state_dict()["encoder.net.0.weight"])
 
 
 @pytest.mark.parametrize("native", [True, False])

@@ -365,12 +365,14 @@ def train(config, run_dir, resume, device):
 @click.option("--card", "card_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Measure the export on this folder (e.g. ../shared/data/kodak) at beta 0 and 2.56 and "
                    "write its rows into docs/models.md.")
-def export(checkpoint, name, outdir, card_dir):
+@click.option("--raw", is_flag=True,
+              help="Export the run's own weights even if it kept a weight average (ema_decay).")
+def export(checkpoint, name, outdir, card_dir, raw):
     """Export a training checkpoint as a shippable fp16 weights file."""
     from .train import export_main
 
     try:
-        path, digest = export_main(checkpoint, name, outdir)
+        path, digest = export_main(checkpoint, name, outdir, raw=raw)
     except ValueError as exc:
         _error(str(exc))
         sys.exit(EXIT_FAILED)

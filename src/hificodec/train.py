@@ -68,6 +68,10 @@ class TrainConfig:
     lr_stage2: float = 1e-4
     lr_decay_fraction: float = 0.85  # lr x0.1 after this fraction of each stage
     disc_lr: float = 1e-4
+    # The first steps of stage 2 that train only D (G, E and the entropy models held still): a
+    # run starting from weights without their discriminator would otherwise follow the
+    # gradients of an untrained D. Counted in stage2_steps.
+    disc_warmup_steps: int = 0
     aux_lr: float = 1e-3
     # The factorized prior of z starts wide (CompressAI's init_scale 10); at the main lr it needs
     # far more steps than a CPU run has to narrow, and z then costs most of the rate.
@@ -191,6 +195,7 @@ class Trainer:
             raise ValueError(f"{cfg.architecture} has {self.model.rate_levels} rate levels, "
                              f"the config gives {len(cfg.targets)} target_bpp values")
         self.lineage: list[dict] = []  # the runs this one continues (init_from), for the model card
+        self.disc_restored = False  # whether init_from brought a trained discriminator
         source_ema = None
         if cfg.init_from:
             source_ema = self._init_from(Path(cfg.init_from))
@@ -238,15 +243,17 @@ class Trainer:
             state = torch.load(path, map_location=self.device, weights_only=False)  # our own checkpoint
             ema_state = state.get("ema")
             model_state, disc_state = shipped_weights(state), state["disc"]
-        else:
-            from .zoo import load_model, model_info
+        else:  # a weights file, with the discriminator exported beside it if there is one
+            from .zoo import find_discriminator, load_model, model_info
 
-            model_state, disc_state = load_model(model_info(path)).state_dict(), None
+            info = model_info(path)
+            model_state, disc_state = load_model(info).state_dict(), find_discriminator(info)
         missing, unexpected = self.model.load_state_dict(model_state, strict=False)
         if unexpected or any(not k.startswith("log_") for k in missing):
             raise ValueError(f"{path} does not match {self.cfg.architecture}: missing {missing}, unexpected {unexpected}")
         if disc_state is not None:
             self.disc.load_state_dict(disc_state)
+        self.disc_restored = disc_state is not None
         return ema_state
 
     # -- state ------------------------------------------------------------------------------
@@ -331,6 +338,7 @@ class Trainer:
         for group in gain_group:
             group["lr"] = main_group["lr"] * cfg.gain_lr_factor
         gan = self.stage() == 2
+        warmup = gan and self.step - cfg.stage1_steps < cfg.disc_warmup_steps
         self.model.train()
 
         x = self.sampler.batch(cfg.batch_size).to(self.device)
@@ -339,42 +347,60 @@ class Trainer:
         if self.model.rate_levels > 1:  # every level in every batch, from a random offset
             offset = int(torch.randint(self.model.rate_levels, (1,), generator=self.beta_generator))
             levels = (torch.arange(cfg.batch_size) + offset) % self.model.rate_levels
-        gain, inverse_gain = self.model.gains(levels.to(self.device))
+        with torch.set_grad_enabled(not warmup):  # warm-up: G runs forward only
+            gain, inverse_gain = self.model.gains(levels.to(self.device))
 
-        with autocast:
-            y = self.model.encoder(x)
-        # The entropy model runs in fp32: bf16 visibly biases the rate estimate.
-        y_hat, likelihoods, coded_likelihoods = self.model.latent_model(y.float() * gain)
-        y_hat = y_hat * inverse_gain  # what G and D see: the same scale at every rate level
-        with autocast:
-            x_hat = self.model.generator(y_hat, beta)
-            perceptual = self.lpips(x_hat, x).float()
-        x_hat = x_hat.float()
-        bpp = bits_per_pixel(likelihoods, x.shape[-2] * x.shape[-1])
-        coded_bpp = bits_per_pixel(coded_likelihoods, x.shape[-2] * x.shape[-1])
-        mse = (x_hat - x).pow(2).flatten(1).mean(1) * 255.0**2
-        batch_bpp = float(bpp.detach().mean())
-        measured = coded_bpp if cfg.rate_measure == "coded" else bpp
-        rate_weight = self.rate.weights(self.step, measured, levels).to(self.device)
-        per_example = cfg.mse_weight * mse + rate_weight * bpp + beta * cfg.lpips_weight * perceptual
-        g_adv = torch.zeros(())
-        if gan:
-            self.disc.requires_grad_(False)
             with autocast:
-                fake_logits = self.disc(x_hat, y_hat.detach())
-            g_adv = generator_gan_loss(fake_logits.float())
-            per_example = per_example + beta * cfg.gan_weight * g_adv
-            self.disc.requires_grad_(True)
-        loss = per_example.mean()
-        out = {"bpp": batch_bpp, "coded_bpp": float(coded_bpp.mean()), "psnr": float(10 * torch.log10(255.0**2 / mse.detach().mean())),
-               "lpips": float(perceptual.detach().mean()), "loss": float(loss.detach()), "lambda": float(rate_weight.mean())}
-        if self.model.rate_levels > 1:
-            for level in levels.unique().tolist():  # a small batch may miss a level
-                out[f"bpp_q{level}"] = float(measured.detach()[levels == level].mean())
+                y = self.model.encoder(x)
+            # The entropy model runs in fp32: bf16 visibly biases the rate estimate.
+            y_hat, likelihoods, coded_likelihoods = self.model.latent_model(y.float() * gain)
+            y_hat = y_hat * inverse_gain  # what G and D see: the same scale at every rate level
+            with autocast:
+                x_hat = self.model.generator(y_hat, beta)
+                perceptual = self.lpips(x_hat, x).float()
+            x_hat = x_hat.float()
+            bpp = bits_per_pixel(likelihoods, x.shape[-2] * x.shape[-1])
+            coded_bpp = bits_per_pixel(coded_likelihoods, x.shape[-2] * x.shape[-1])
+            mse = (x_hat - x).pow(2).flatten(1).mean(1) * 255.0**2
+            batch_bpp = float(bpp.detach().mean())
+            measured = coded_bpp if cfg.rate_measure == "coded" else bpp
+            rate_weight = self.rate.weights(self.step, measured, levels).to(self.device)
+            per_example = cfg.mse_weight * mse + rate_weight * bpp + beta * cfg.lpips_weight * perceptual
+            g_adv = torch.zeros(())
+            if gan:
+                self.disc.requires_grad_(False)
+                with autocast:
+                    fake_logits = self.disc(x_hat, y_hat.detach())
+                g_adv = generator_gan_loss(fake_logits.float())
+                per_example = per_example + beta * cfg.gan_weight * g_adv
+                self.disc.requires_grad_(True)
+            loss = per_example.mean()
+            out = {"bpp": batch_bpp, "coded_bpp": float(coded_bpp.mean()), "psnr": float(10 * torch.log10(255.0**2 / mse.detach().mean())),
+                   "lpips": float(perceptual.detach().mean()), "loss": float(loss.detach()), "lambda": float(rate_weight.mean())}
+            if self.model.rate_levels > 1:
+                for level in levels.unique().tolist():  # a small batch may miss a level
+                    out[f"bpp_q{level}"] = float(measured.detach()[levels == level].mean())
         if not torch.isfinite(loss):
             out["skipped"] = 1  # never let one bad batch poison the weights
             return out
 
+        if not warmup:
+            self._update_generator(loss, levels, out)
+
+        if gan:
+            with autocast:
+                real_logits = self.disc(x, y_hat.detach())
+                fake_logits = self.disc(x_hat.detach(), y_hat.detach())
+            d_loss = discriminator_loss(real_logits.float(), fake_logits.float())
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+            out["g_adv"] = float(g_adv.detach().mean())
+            out["d_loss"] = float(d_loss.detach())
+        return out
+
+    def _update_generator(self, loss: torch.Tensor, levels: torch.Tensor, out: dict) -> None:
+        cfg = self.cfg
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
@@ -389,18 +415,6 @@ class Trainer:
         out["aux"] = float(aux_loss.detach())
         if self.ema is not None:
             self._update_ema()
-
-        if gan:
-            with autocast:
-                real_logits = self.disc(x, y_hat.detach())
-                fake_logits = self.disc(x_hat.detach(), y_hat.detach())
-            d_loss = discriminator_loss(real_logits.float(), fake_logits.float())
-            self.opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.opt_d.step()
-            out["g_adv"] = float(g_adv.detach().mean())
-            out["d_loss"] = float(d_loss.detach())
-        return out
 
     @torch.no_grad()
     def _steer_gains(self, levels: torch.Tensor) -> None:
@@ -530,22 +544,26 @@ def train_main(config: Path, run_dir: Path, resume: bool = False, device: str = 
         print(f"note: bf16 autocast off, {trainer.device.type} has no native bf16 (it would be slower than fp32)",
               file=sys.stderr)
     trainer._log({"event": "start", "step": trainer.step, "resume": resume, "images": len(train),
-                  "skipped": len(train.skipped), "bf16": trainer.bf16, "config": asdict(cfg)})
+                  "skipped": len(train.skipped), "bf16": trainer.bf16, "disc_restored": trainer.disc_restored,
+                  "config": asdict(cfg)})
     trainer.run(progress=progress)
     return trainer
 
 
-def export_main(checkpoint: Path, name: str, out_dir: Path | None = None) -> tuple[Path, str]:
-    """Checkpoint -> weights/<name>.safetensors (CDF tables updated first)."""
+def export_main(checkpoint: Path, name: str, out_dir: Path | None = None,
+                raw: bool = False) -> tuple[Path, str]:
+    """Checkpoint -> weights/<name>.safetensors (CDF tables updated first). raw: the run's own
+    weights even if it kept an average (an average can measure worse on a still-improving model)."""
     from .bitstream import MODEL_NAME
-    from .zoo import export_weights, file_digest, previous_path, weights_dir
+    from .zoo import export_discriminator, export_weights, file_digest, model_info, previous_path, weights_dir
 
     if not MODEL_NAME.fullmatch(name):
         raise ValueError(f"{name!r} is not a model name (A-Z a-z 0-9 . _ -, not starting with . _ -)")
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     cfg = TrainConfig(**state["config"])
     model = HiFiC(CONFIGS[cfg.architecture])
-    model.load_state_dict(shipped_weights(state))
+    averaged = state.get("ema") is not None and not raw
+    model.load_state_dict(state["model"] if raw else shipped_weights(state))
     model.eval()
     images = state.get("train_images")
     if images is None and Path(cfg.train_dir).is_dir():  # checkpoints from before train_images existed
@@ -559,7 +577,7 @@ def export_main(checkpoint: Path, name: str, out_dir: Path | None = None) -> tup
         "crop": cfg.crop,
         "batch_size": cfg.batch_size,
         "step": state["step"],
-        "ema_decay": cfg.ema_decay,
+        "ema_decay": cfg.ema_decay if averaged else 0.0,  # of the weights in this file
     }
     this_run = _phase(cfg.name, state["step"], cfg.stage1_steps, state.get("train_seconds", 0.0))
     training.update({k: v for k, v in this_run.items() if k != "config"})
@@ -582,6 +600,9 @@ def export_main(checkpoint: Path, name: str, out_dir: Path | None = None) -> tup
     digest = export_weights(model, out, name, cfg.architecture, cfg.targets, training)
     if superseded is not None and digest == old_digest:
         superseded.unlink()  # the same weights again: nothing was superseded
+    disc = Discriminator(CONFIGS[cfg.architecture])
+    disc.load_state_dict(state["disc"])
+    export_discriminator(disc, model_info(out))  # so a later phase can continue it anywhere
     return out, digest
 
 

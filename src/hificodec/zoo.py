@@ -131,6 +131,11 @@ def find_model(name: str, directory: Path | None = None) -> ModelInfo:
 
 
 PREVIOUS_DIR = "previous"  # superseded weights, kept so that files encoded with them still decode
+# Training state, not needed to encode or decode: the discriminator trained alongside each
+# exported weights file, so that a later training phase starting from those weights (init_from)
+# continues it on any machine instead of relearning D from scratch against a trained generator.
+DISCRIMINATORS_DIR = "discriminators"
+DISCRIMINATOR_KEY = "hificodec-discriminator"
 
 
 def previous_path(name: str, digest: str, directory: Path | None = None) -> Path:
@@ -217,3 +222,47 @@ def export_weights(model, path: Path, name: str, architecture: str, target_bpp: 
     data = save_safetensors(state, metadata={k: json.dumps(v) for k, v in metadata.items()})
     atomic_write(Path(path), data)
     return hashlib.sha256(data).hexdigest()
+
+
+def _weights_root(path: Path) -> Path:
+    """The weights folder a weights file belongs to (weights/ for weights/previous/x too)."""
+    return path.parent.parent if path.parent.name == PREVIOUS_DIR else path.parent
+
+
+def discriminator_path(name: str, digest: str, directory: Path | None = None) -> Path:
+    """weights/discriminators/<name>-<digest[:12]>: the D trained with weights file ``digest``."""
+    return Path(directory or weights_dir()) / DISCRIMINATORS_DIR / f"{name}-{digest[:12]}.safetensors"
+
+
+def export_discriminator(disc, info: ModelInfo) -> Path:
+    """Writes ``disc`` (fp16) beside the weights file ``info`` it was trained with."""
+    from safetensors.torch import save as save_safetensors
+
+    from .images import atomic_write
+
+    path = discriminator_path(info.name, info.digest, _weights_root(info.file))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in disc.state_dict().items()}
+    metadata = {DISCRIMINATOR_KEY: "1", "name": info.name, "generator_digest": info.digest}
+    atomic_write(path, save_safetensors(state, metadata=metadata))
+    return path
+
+
+def find_discriminator(info: ModelInfo) -> dict | None:
+    """The discriminator state (fp32) exported with weights file ``info``, looked for in the
+    weights folder it sits in (weights/ or weights/previous/); None if there is none."""
+    from safetensors import safe_open
+
+    path = discriminator_path(info.name, info.digest, _weights_root(info.file))
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types
+        raise WeightsError(f"{path.name}: unreadable discriminator ({exc})") from None
+    if meta.get(DISCRIMINATOR_KEY) != "1" or meta.get("generator_digest") != info.digest:
+        raise WeightsError(f"{path.name}: not the discriminator of {info.file.name}")
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
