@@ -544,8 +544,8 @@ def train_main(config: Path, run_dir: Path, resume: bool = False, device: str = 
         print(f"note: bf16 autocast off, {trainer.device.type} has no native bf16 (it would be slower than fp32)",
               file=sys.stderr)
     trainer._log({"event": "start", "step": trainer.step, "resume": resume, "images": len(train),
-                  "skipped": len(train.skipped), "bf16": trainer.bf16, "disc_restored": trainer.disc_restored,
-                  "config": asdict(cfg)})
+                  "skipped": len(train.skipped), "bf16": trainer.bf16,
+                  **({} if resume else {"disc_restored": trainer.disc_restored}), "config": asdict(cfg)})
     trainer.run(progress=progress)
     return trainer
 
