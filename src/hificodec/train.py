@@ -555,7 +555,7 @@ def export_main(checkpoint: Path, name: str, out_dir: Path | None = None,
     """Checkpoint -> weights/<name>.safetensors (CDF tables updated first). raw: the run's own
     weights even if it kept an average (an average can measure worse on a still-improving model)."""
     from .bitstream import MODEL_NAME
-    from .zoo import export_discriminator, export_weights, file_digest, model_info, previous_path, weights_dir
+    from .zoo import export_discriminator, export_weights, file_digest, previous_path, weights_dir
 
     if not MODEL_NAME.fullmatch(name):
         raise ValueError(f"{name!r} is not a model name (A-Z a-z 0-9 . _ -, not starting with . _ -)")
@@ -600,9 +600,7 @@ def export_main(checkpoint: Path, name: str, out_dir: Path | None = None,
     digest = export_weights(model, out, name, cfg.architecture, cfg.targets, training)
     if superseded is not None and digest == old_digest:
         superseded.unlink()  # the same weights again: nothing was superseded
-    disc = Discriminator(CONFIGS[cfg.architecture])
-    disc.load_state_dict(state["disc"])
-    export_discriminator(disc, model_info(out))  # so a later phase can continue it anywhere
+    export_discriminator(state["disc"], name, digest, out.parent)  # so a later phase can continue it anywhere
     return out, digest
 
 

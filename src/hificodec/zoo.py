@@ -234,17 +234,17 @@ def discriminator_path(name: str, digest: str, directory: Path | None = None) ->
     return Path(directory or weights_dir()) / DISCRIMINATORS_DIR / f"{name}-{digest[:12]}.safetensors"
 
 
-def export_discriminator(disc, info: ModelInfo) -> Path:
-    """Writes ``disc`` (fp16) beside the weights file ``info`` it was trained with."""
+def export_discriminator(disc_state: dict, name: str, digest: str, directory: Path | None = None) -> Path:
+    """Writes a discriminator state (fp16) for the weights file of ``name`` with ``digest``."""
     from safetensors.torch import save as save_safetensors
 
     from .images import atomic_write
 
-    path = discriminator_path(info.name, info.digest, _weights_root(info.file))
+    path = discriminator_path(name, digest, directory)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if v.is_floating_point() else v).detach().cpu().contiguous()
-             for k, v in disc.state_dict().items()}
-    metadata = {DISCRIMINATOR_KEY: "1", "name": info.name, "generator_digest": info.digest}
+             for k, v in disc_state.items()}
+    metadata = {DISCRIMINATOR_KEY: "1", "name": name, "generator_digest": digest}
     atomic_write(path, save_safetensors(state, metadata=metadata))
     return path
 
