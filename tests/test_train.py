@@ -170,6 +170,10 @@ def test_continued_runs_record_their_lineage(tmp_path, photo_dir):
     resumed = make_trainer(tmp_path / "three", photo_dir, name="three", stage1_steps=0, stage2_steps=1)
     resumed.load_checkpoint(third.checkpoint_path)  # the lineage travels in the checkpoint
     assert [p["config"] for p in resumed.lineage] == ["one", "two"]
+    # a source whose config was renamed after it ran (a model retrained under its shipped name)
+    renamed = make_trainer(tmp_path / "four", photo_dir, name="three", stage1_steps=0, stage2_steps=1,
+                           init_from=str(path), init_from_name="two-b")
+    assert [p["config"] for p in renamed.lineage] == ["one", "two-b"]
 
 
 def test_discriminator_of_other_weights_is_refused(tmp_path, photo_dir):

@@ -97,6 +97,10 @@ class TrainConfig:
     # Optional start: a weights file (e.g. a shipped model) or a training checkpoint (.pt, also
     # restores D). Parameters the source lacks (a variable-rate model's gains) keep their init.
     init_from: str = ""
+    # The name the init_from run goes by now, for the lineage in the model card ("": the name the
+    # source recorded). A model retrained under its shipped name renames the config of the run
+    # it supersedes (hific-cpu-vbr -> hific-cpu-vbr-d), and its weights still record the old name.
+    init_from_name: str = ""
     initial_gains: list[float] = ()  # per rate level, when starting a variable-rate model
 
     @classmethod
@@ -141,10 +145,18 @@ def _phase(config_name: str, step: int, stage1_steps: int, seconds: float) -> di
             "stage2_steps": max(0, step - stage1_steps), "train_hours": round(seconds / 3600, 2)}
 
 
-def lineage_of(source: str) -> list[dict]:
+def lineage_of(source: str, name: str = "") -> list[dict]:
     """The training runs behind an ``init_from`` source (a checkpoint or a weights file), oldest
     first; [] if there is no source or it is gone. Older checkpoints without a recorded lineage
-    are followed through their own config's ``init_from``."""
+    are followed through their own config's ``init_from``. ``name``: what the source's own run
+    is called now (``init_from_name``), if not what it recorded."""
+    runs = _lineage_of(source)
+    if runs and name:
+        runs[-1] = {**runs[-1], "config": name}
+    return runs
+
+
+def _lineage_of(source: str) -> list[dict]:
     path = Path(source) if source else None
     if path is None or not path.is_file():
         return []
@@ -152,7 +164,7 @@ def lineage_of(source: str) -> list[dict]:
         state = torch.load(path, map_location="cpu", weights_only=False)
         earlier = state.get("lineage")
         if earlier is None:
-            earlier = lineage_of(state["config"].get("init_from", ""))
+            earlier = lineage_of(state["config"].get("init_from", ""), state["config"].get("init_from_name", ""))
         cfg = state["config"]
         return earlier + [_phase(cfg["name"], state["step"], cfg["stage1_steps"], state.get("train_seconds", 0.0))]
     from .zoo import model_info
@@ -199,7 +211,7 @@ class Trainer:
         source_ema = None
         if cfg.init_from:
             source_ema = self._init_from(Path(cfg.init_from))
-            self.lineage = lineage_of(cfg.init_from)
+            self.lineage = lineage_of(cfg.init_from, cfg.init_from_name)
         if cfg.initial_gains:
             if len(cfg.initial_gains) != self.model.rate_levels or self.model.rate_levels == 1:
                 raise ValueError("initial_gains needs one value per rate level of a variable-rate model")
@@ -583,7 +595,7 @@ def export_main(checkpoint: Path, name: str, out_dir: Path | None = None,
     training.update({k: v for k, v in this_run.items() if k != "config"})
     # Runs this one continued (checkpoints from before "lineage" existed: followed via init_from)
     lineage = state.get("lineage")
-    training["lineage"] = lineage if lineage is not None else lineage_of(cfg.init_from)
+    training["lineage"] = lineage if lineage is not None else lineage_of(cfg.init_from, cfg.init_from_name)
     everything = training["lineage"] + [training]
     training["total_stage1_steps"] = sum(p["stage1_steps"] for p in everything)
     training["total_stage2_steps"] = sum(p["stage2_steps"] for p in everything)
