@@ -63,7 +63,7 @@ def test_loss_decreases_in_both_stages(tmp_path, photo_dir):
 
 
 @pytest.mark.parametrize("variant", [{}, {"architecture": "tiny-vbr", "target_bpp": [0.1, 0.2, 0.4], "rate_ema": 0.9},
-                                     {"ema_decay": 0.5}])
+                                     {"ema_decay": 0.5}, {"compile": True, "channels_last": True}])
 def test_resume_continues_identically(tmp_path, photo_dir, variant):
     a = make_trainer(tmp_path / "a", photo_dir, **variant)
     for _ in range(4):  # into stage 2, so D and its optimizer state matter too
@@ -210,3 +210,31 @@ def test_bf16_autocast_only_where_native(tmp_path, photo_dir, monkeypatch, nativ
     monkeypatch.setattr("hificodec.train.native_bf16", lambda device: native)
     assert make_trainer(tmp_path / "a", photo_dir, bf16=True).bf16 is native
     assert make_trainer(tmp_path / "b", photo_dir, bf16=False).bf16 is False
+
+
+def test_compiled_channels_last_step_matches_eager(tmp_path, photo_dir):
+    # compile and channels_last change how the step runs, never what it computes. One stage-2
+    # step (G, E and D all run) from the same weights and batch: later steps are not compared,
+    # since Adam amplifies float-rounding differences into visibly different trajectories.
+    def first_gan_step(trainer):
+        trainer.step = trainer.cfg.stage1_steps
+        return trainer.train_step()
+
+    # one trainer after the other: each seeds the global RNG the quantization noise comes from
+    eager = make_trainer(tmp_path / "eager", photo_dir, bf16=False)
+    want = first_gan_step(eager)
+    compiled = make_trainer(tmp_path / "compiled", photo_dir, compile=True, channels_last=True, bf16=False)
+    if not compiled.compiled:
+        pytest.skip("no C++ compiler for torch.compile here")
+    got = first_gan_step(compiled)
+    for key in ("loss", "bpp", "psnr", "lpips", "d_loss"):
+        assert got[key] == pytest.approx(want[key], rel=1e-3, abs=1e-4), key
+    assert compiled.state_dict()["model"].keys() == eager.state_dict()["model"].keys()
+    assert type(compiled.model.encoder) is type(eager.model.encoder)  # validation/export: plain modules
+
+
+def test_compile_falls_back_without_a_compiler(tmp_path, photo_dir, monkeypatch):
+    monkeypatch.setattr("hificodec.train.can_compile", lambda device: False)
+    trainer = make_trainer(tmp_path, photo_dir, compile=True)
+    assert trainer.compiled is False and trainer.train_encoder is trainer.model.encoder
+    trainer.train_step()
