@@ -173,3 +173,43 @@ def test_eval_end_to_end_and_resume(tmp_path, tiny_weights_dir, monkeypatch, pho
     third = eval_main(data, [TINY], [0.0, 2.56], out, "cpu", None, fid=True, fid_targets=(), progress=False,
                       sheet_count=0)
     assert [m["psnr"] for m in third["models"]] == pytest.approx([m["psnr"] for m in summary["models"]])
+
+
+def test_eval_refills_fid_patches_of_copied_classical_rows(tmp_path, tiny_weights_dir, monkeypatch, photo):
+    # classical.csv copied into a new output folder (e.g. from docs/results/): the FID patches
+    # come from one encode at each row's setting, not from a new bpp search; a row whose file
+    # no longer comes out as recorded is measured anew.
+    import hificodec.classical as classical
+    import hificodec.evaluate as evaluate
+
+    monkeypatch.setenv("HFC_WEIGHTS_DIR", str(tiny_weights_dir))
+    monkeypatch.setattr(evaluate, "MIN_FID_PATCHES", 2)
+    data = tmp_path / "imgs"
+    data.mkdir()
+    Image.fromarray(photo[:256, :384]).save(data / "a.png")
+    Image.fromarray(random_image(260, 300, seed=2)).save(data / "b.png")
+
+    def run(out):
+        return eval_main(data, [TINY], [0.0], out, "cpu", parse_codecs("jpeg"), (0.3, 1.0), True, (0.3,),
+                         progress=False, sheet_count=0)
+
+    first = run(tmp_path / "first")
+    with open(tmp_path / "first" / "classical.csv") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        if r["image"] == "b.png" and float(r["target"]) == 0.3:
+            r["bytes"] = "1"
+    (tmp_path / "fresh").mkdir()
+    evaluate._write_csv(tmp_path / "fresh" / "classical.csv", rows)
+    searched = []
+    search = classical.match_bpp
+    monkeypatch.setattr(classical, "match_bpp",
+                        lambda codec, rgb, target, cache=None: searched.append(target) or search(codec, rgb, target, cache))
+    again = run(tmp_path / "fresh")
+    assert searched == [0.3, 1.0]  # b.png only
+
+    def jpeg_at(summary, target):
+        return next(c for c in summary["classical"] if c["target"] == target)
+
+    assert jpeg_at(again, 0.3)["fid"] == pytest.approx(jpeg_at(first, 0.3)["fid"], rel=1e-5)
+    assert jpeg_at(again, 0.3)["bpp"] == pytest.approx(jpeg_at(first, 0.3)["bpp"])
