@@ -238,3 +238,23 @@ def test_compile_falls_back_without_a_compiler(tmp_path, photo_dir, monkeypatch)
     trainer = make_trainer(tmp_path, photo_dir, compile=True)
     assert trainer.compiled is False and trainer.train_encoder is trainer.model.encoder
     trainer.train_step()
+
+
+def test_init_from_a_narrower_architecture_widens_it(tmp_path, photo_dir):
+    # A wider model continues a narrower one's run: same reconstructions at the start (up to
+    # ChannelNorm's epsilon), then it trains, and its discriminator carries over unchanged.
+    narrow = make_trainer(tmp_path / "narrow", photo_dir, architecture="tiny-vbr", target_bpp=[0.1, 0.2, 0.4])
+    narrow.run(progress=False)
+    wide = make_trainer(tmp_path / "wide", photo_dir, architecture="tiny-vbr-wide", target_bpp=[0.1, 0.2, 0.4],
+                        stage1_steps=0, init_from=str(narrow.checkpoint_path))
+    assert wide.widened and not narrow.widened and wide.disc_restored
+    assert wide.model.generator.tail[-1].weight.shape[1] == 2 * narrow.model.generator.tail[-1].weight.shape[1]
+    x = torch.rand(1, 3, 64, 64)
+    args = (x, torch.tensor([1.0]), torch.tensor([1.0]))
+    with torch.no_grad():
+        before, after = narrow.model.eval()(*args)["x_hat"], wide.model.eval()(*args)["x_hat"]
+    assert (before - after).abs().max() < 0.02
+    for key, value in narrow.disc.state_dict().items():
+        assert torch.equal(value, wide.disc.state_dict()[key]), key
+    out = wide.train_step()
+    assert np.isfinite(out["loss"])

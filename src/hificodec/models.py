@@ -74,6 +74,8 @@ CONFIGS: dict[str, ModelConfig] = {
 # Variable-rate versions with three rate levels (lo, mi, hi); hific-cpu-vbr is shipped.
 CONFIGS["hific-cpu-vbr"] = replace(CONFIGS["hific-cpu"], rate_levels=3)
 CONFIGS["tiny-vbr"] = replace(CONFIGS["tiny"], rate_levels=3)
+# tiny-vbr with twice the channels at full and half resolution: tests of widen.py.
+CONFIGS["tiny-vbr-wide"] = replace(CONFIGS["tiny-vbr"], channels=(8, 16, 8, 16, 16))
 
 
 class Encoder(nn.Module):

@@ -33,6 +33,7 @@ import torch
 from .data import PhotoFolder, RandomCropSampler
 from .losses import LPIPSLoss, RateController, bits_per_pixel, discriminator_loss, generator_gan_loss
 from .models import BETA_MAX, CONFIGS, Discriminator, HiFiC
+from .widen import needs_widening, widen_state_dict
 
 
 @dataclass
@@ -224,6 +225,7 @@ class Trainer:
                              f"the config gives {len(cfg.targets)} target_bpp values")
         self.lineage: list[dict] = []  # the runs this one continues (init_from), for the model card
         self.disc_restored = False  # whether init_from brought a trained discriminator
+        self.widened = False  # whether init_from's weights were widened to this architecture
         source_ema = None
         if cfg.init_from:
             source_ema = self._init_from(Path(cfg.init_from))
@@ -285,6 +287,9 @@ class Trainer:
 
             info = model_info(path)
             model_state, disc_state = load_model(info).state_dict(), find_discriminator(info)
+        if needs_widening(self.model, model_state):  # a wider architecture than the source's
+            model_state = widen_state_dict(self.model, model_state, seed=self.cfg.seed)
+            self.widened = True
         missing, unexpected = self.model.load_state_dict(model_state, strict=False)
         if unexpected or any(not k.startswith("log_") for k in missing):
             raise ValueError(f"{path} does not match {self.cfg.architecture}: missing {missing}, unexpected {unexpected}")
@@ -590,7 +595,8 @@ def train_main(config: Path, run_dir: Path, resume: bool = False, device: str = 
               file=sys.stderr)
     trainer._log({"event": "start", "step": trainer.step, "resume": resume, "images": len(train),
                   "skipped": len(train.skipped), "bf16": trainer.bf16, "compiled": trainer.compiled,
-                  **({} if resume else {"disc_restored": trainer.disc_restored}), "config": asdict(cfg)})
+                  **({} if resume else {"disc_restored": trainer.disc_restored, "widened": trainer.widened}),
+                  "config": asdict(cfg)})
     trainer.run(progress=progress)
     return trainer
 
