@@ -33,8 +33,8 @@ def main() -> None:
     import torch.nn.functional as F
 
     from hificodec.codec import Codec
-    from hificodec.metrics import psnr
     from hificodec.images import image_files, load_rgb
+    from hificodec.metrics import psnr
     from hificodec.models import HiFiC
 
     codec = Codec.load(args.model, device="cpu")
