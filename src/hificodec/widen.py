@@ -55,6 +55,7 @@ def widen_state_dict(target: nn.Module, source: dict[str, torch.Tensor], seed: i
     generator = torch.Generator().manual_seed(seed)
     out = {}
     roles: dict[str, tuple[int | None, int | None]] = {}  # parameter -> (output dim, input dim)
+    norms: set[str] = set()  # ChannelNorm gains
     for name, module in target.named_modules():
         prefix = f"{name}." if name else ""
         if isinstance(module, (nn.Conv2d, nn.Linear)):
@@ -66,7 +67,7 @@ def widen_state_dict(target: nn.Module, source: dict[str, torch.Tensor], seed: i
         elif isinstance(module, ChannelNorm2d):
             roles[prefix + "weight"] = (1, None)
             roles[prefix + "bias"] = (1, None)
-    norms = {f"{n}.weight" for n, m in target.named_modules() if isinstance(m, ChannelNorm2d)}
+            norms.add(prefix + "weight")
     wanted = target.state_dict()
     for key, value in source.items():
         want = wanted.get(key)
