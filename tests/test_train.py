@@ -258,3 +258,14 @@ def test_init_from_a_narrower_architecture_widens_it(tmp_path, photo_dir):
         assert torch.equal(value, wide.disc.state_dict()[key]), key
     out = wide.train_step()
     assert np.isfinite(out["loss"])
+
+
+def test_widening_a_run_that_keeps_an_average_widens_the_average_too(tmp_path, photo_dir):
+    narrow = make_trainer(tmp_path / "narrow", photo_dir, architecture="tiny-vbr", target_bpp=[0.1, 0.2, 0.4],
+                          ema_decay=0.5)
+    narrow.run(progress=False)
+    wide = make_trainer(tmp_path / "wide", photo_dir, architecture="tiny-vbr-wide", target_bpp=[0.1, 0.2, 0.4],
+                        stage1_steps=0, ema_decay=0.5, init_from=str(narrow.checkpoint_path))
+    assert wide.widened
+    for key, value in wide.model.state_dict().items():
+        assert torch.equal(value, wide.ema.state_dict()[key]), key

@@ -280,7 +280,7 @@ class Trainer:
         ema_state = None
         if path.suffix == ".pt":
             state = torch.load(path, map_location=self.device, weights_only=False)  # our own checkpoint
-            ema_state = state.get("ema")
+            ema_state = state.get("ema")  # when kept, it is also model_state (shipped_weights)
             model_state, disc_state = shipped_weights(state), state["disc"]
         else:  # a weights file, with the discriminator exported beside it if there is one
             from .zoo import find_discriminator, load_model, model_info
@@ -296,7 +296,7 @@ class Trainer:
         if disc_state is not None:
             self.disc.load_state_dict(disc_state)
         self.disc_restored = disc_state is not None
-        return ema_state
+        return model_state if ema_state is not None else None  # widened along with the model
 
     # -- state ------------------------------------------------------------------------------
     @property
