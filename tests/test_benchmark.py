@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import TINY, random_image
 from hificodec.classical import CODECS, interpolate_log_bpp, match_bpp, parse_codecs
 from hificodec.codec import Codec
-from hificodec.evaluate import eval_main, matched_comparison, quality_targets
+from hificodec.evaluate import compare_weights, eval_main, matched_comparison, quality_targets
 from hificodec.metrics import (InceptionFeatures, LPIPSMetric, frechet_distance, kernel_inception_distance,
                                patches)
 
@@ -63,6 +63,23 @@ def test_matched_comparison_interpolates_each_image_at_its_own_bpp():
     assert one["psnr_wins"] == 1 and one["lpips_wins"] == 1
     two = rows[2.0]  # image a at 0.4 (30 dB); image b at 0.8 (34 dB)
     assert two["psnr"] == pytest.approx(32.0) and two["model_psnr"] == pytest.approx(27.5)
+
+
+def test_compare_weights_reads_the_reference_curve_at_the_candidates_bpp():
+    # reference: per image, qualities 0 and 1 at 0.1 and 0.4 bpp; PSNR 20 -> 30, LPIPS 0.5 -> 0.3
+    reference = [{"image": img, "quality": q, "beta": 2.56, "bpp": b, "psnr": p, "lpips": l}
+                 for img in ("a", "b") for q, b, p, l in ((0, 0.1, 20.0, 0.5), (1, 0.4, 30.0, 0.3))]
+    candidate = [{"image": "a", "quality": 0, "beta": 2.56, "bpp": 0.2, "psnr": 26.0, "lpips": 0.45},
+                 {"image": "b", "quality": 0, "beta": 2.56, "bpp": 0.8, "psnr": 33.0, "lpips": 0.15},
+                 {"image": "a", "quality": 0, "beta": 0.0, "bpp": 0.2, "psnr": 27.0, "lpips": 0.5}]
+    (row,) = compare_weights(candidate, reference)  # beta 0 has no reference curve: no row
+    assert row["beta"] == 2.56 and row["images"] == 2 and row["extended"] == 1
+    # a: halfway in log bpp -> 25 dB, 0.4; b: one doubling beyond 0.4 bpp along the end
+    # segment's slope (5 dB and -0.1 per doubling) -> 35 dB, 0.2
+    assert row["reference_psnr"] == pytest.approx((25.0 + 35.0) / 2)
+    assert row["reference_lpips"] == pytest.approx((0.4 + 0.2) / 2)
+    assert row["psnr_gain"] == pytest.approx((26.0 + 33.0) / 2 - 30.0)
+    assert row["lpips_wins"] == 1  # a: 0.45 > 0.4; b: 0.15 < 0.2
 
 
 def test_quality_targets_check_each_bar():

@@ -319,6 +319,45 @@ def matched_comparison(model_rows: list[dict], classical_rows: list[dict], facto
     return out
 
 
+def compare_weights(candidate_rows: list[dict], reference_rows: list[dict]) -> list[dict]:
+    """Is a candidate's weights file better than the reference's *at the same rate*? (Training
+    phases land at other bpp than their predecessors on Kodak, so means at each quality mislead.)
+    Per image and beta, the reference's curve over its qualities is interpolated over log bpp
+    at the bpp the candidate got; beyond the reference's lowest or highest rate it is extended
+    along its last segment, and the images where that happened are counted. One row per
+    candidate (quality, beta): means over the images, with the differences candidate - reference."""
+    curves: dict[tuple[str, float], list[tuple[float, dict]]] = {}
+    for r in reference_rows:
+        curves.setdefault((r["image"], float(r["beta"])), []).append((float(r["bpp"]), r))
+    points: dict[tuple[float, float], list[dict]] = {}
+    for r in candidate_rows:
+        points.setdefault((float(r.get("quality", 0.0)), float(r["beta"])), []).append(r)
+    out = []
+    for (quality, beta), rows in sorted(points.items()):
+        per_image, extended = [], 0
+        for r in rows:
+            curve = sorted(curves.get((r["image"], beta), []), key=lambda c: c[0])
+            if len(curve) < 2:
+                continue
+            x = math.log(float(r["bpp"]))
+            xs = [math.log(b) for b, _ in curve]
+            extended += not xs[0] <= x <= xs[-1]
+            i = min(max(np.searchsorted(xs, x) - 1, 0), len(xs) - 2)  # the segment x falls in, or the end one
+            t = (x - xs[i]) / (xs[i + 1] - xs[i])
+            ref = {k: (1 - t) * float(curve[i][1][k]) + t * float(curve[i + 1][1][k]) for k in ("psnr", "lpips")}
+            per_image.append({"bpp": float(r["bpp"]), "psnr": float(r["psnr"]), "lpips": float(r["lpips"]),
+                              "reference_psnr": ref["psnr"], "reference_lpips": ref["lpips"]})
+        if not per_image:
+            continue
+        row = {"quality": quality, "beta": beta, "images": len(per_image), "extended": extended,
+               **{k: _mean(per_image, k) for k in per_image[0]},
+               "lpips_wins": sum(p["lpips"] < p["reference_lpips"] for p in per_image)}
+        row["psnr_gain"] = row["psnr"] - row["reference_psnr"]
+        row["lpips_gain"] = row["reference_lpips"] - row["lpips"]
+        out.append(row)
+    return out
+
+
 DECODE_BOUND_S = 1.5  # per Kodak image on 2 CPU cores
 
 
