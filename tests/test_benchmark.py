@@ -48,6 +48,7 @@ def test_interpolation_over_log_bpp():
     pts = [(0.1, 20.0), (0.4, 30.0)]
     assert interpolate_log_bpp(pts, 0.2) == pytest.approx(25.0)  # halfway in log2: 0.1 -> 0.2 -> 0.4
     assert interpolate_log_bpp(pts, 0.1) == 20.0
+    assert interpolate_log_bpp(pts, 0.05, extend=True) == pytest.approx(15.0)  # end segment's slope
     assert math.isnan(interpolate_log_bpp(pts, 0.05)) and math.isnan(interpolate_log_bpp(pts, 0.5))
 
 

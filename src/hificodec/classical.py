@@ -139,12 +139,16 @@ def match_bpp(codec: ClassicalCodec, rgb8: np.ndarray, target_bpp: float,
     return best, cache[best]
 
 
-def interpolate_log_bpp(points: list[tuple[float, float]], bpp: float) -> float:
+def interpolate_log_bpp(points: list[tuple[float, float]], bpp: float, extend: bool = False) -> float:
     """Linear interpolation of a metric over log(bpp) between measured (bpp, value) points;
-    NaN outside the measured range (no extrapolation)."""
+    outside the measured range NaN, or with ``extend`` the end segment's line (needs 2 points)."""
     pts = sorted((b, v) for b, v in points if b > 0 and np.isfinite(v))
-    if not pts or bpp < pts[0][0] or bpp > pts[-1][0]:
+    inside = bool(pts) and pts[0][0] <= bpp <= pts[-1][0]
+    if not inside and not (extend and len(pts) >= 2):
         return float("nan")
-    xs = np.log([b for b, _ in pts])
-    return float(np.interp(np.log(bpp), xs, [v for _, v in pts]))
+    xs, vs = np.log([b for b, _ in pts]), [v for _, v in pts]
+    if inside:
+        return float(np.interp(np.log(bpp), xs, vs))
+    i = 0 if bpp < pts[0][0] else len(pts) - 2
+    return float(vs[i] + (np.log(bpp) - xs[i]) * (vs[i + 1] - vs[i]) / (xs[i + 1] - xs[i]))
 

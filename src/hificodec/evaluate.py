@@ -326,9 +326,11 @@ def compare_weights(candidate_rows: list[dict], reference_rows: list[dict]) -> l
     at the bpp the candidate got; beyond the reference's lowest or highest rate it is extended
     along its last segment, and the images where that happened are counted. One row per
     candidate (quality, beta): means over the images, with the differences candidate - reference."""
-    curves: dict[tuple[str, float], list[tuple[float, dict]]] = {}
+    from .classical import interpolate_log_bpp
+
+    curves: dict[tuple[str, float], list[dict]] = {}
     for r in reference_rows:
-        curves.setdefault((r["image"], float(r["beta"])), []).append((float(r["bpp"]), r))
+        curves.setdefault((r["image"], float(r["beta"])), []).append(r)
     points: dict[tuple[float, float], list[dict]] = {}
     for r in candidate_rows:
         points.setdefault((float(r.get("quality", 0.0)), float(r["beta"])), []).append(r)
@@ -336,16 +338,14 @@ def compare_weights(candidate_rows: list[dict], reference_rows: list[dict]) -> l
     for (quality, beta), rows in sorted(points.items()):
         per_image, extended = [], 0
         for r in rows:
-            curve = sorted(curves.get((r["image"], beta), []), key=lambda c: c[0])
-            if len(curve) < 2:
+            curve = curves.get((r["image"], beta), [])
+            bpp = float(r["bpp"])
+            ref = {k: interpolate_log_bpp([(float(c["bpp"]), float(c[k])) for c in curve], bpp, extend=True)
+                   for k in ("psnr", "lpips")}
+            if math.isnan(ref["psnr"]):  # fewer than two reference points
                 continue
-            x = math.log(float(r["bpp"]))
-            xs = [math.log(b) for b, _ in curve]
-            extended += not xs[0] <= x <= xs[-1]
-            i = min(max(np.searchsorted(xs, x) - 1, 0), len(xs) - 2)  # the segment x falls in, or the end one
-            t = (x - xs[i]) / (xs[i + 1] - xs[i])
-            ref = {k: (1 - t) * float(curve[i][1][k]) + t * float(curve[i + 1][1][k]) for k in ("psnr", "lpips")}
-            per_image.append({"bpp": float(r["bpp"]), "psnr": float(r["psnr"]), "lpips": float(r["lpips"]),
+            extended += not min(float(c["bpp"]) for c in curve) <= bpp <= max(float(c["bpp"]) for c in curve)
+            per_image.append({"bpp": bpp, "psnr": float(r["psnr"]), "lpips": float(r["lpips"]),
                               "reference_psnr": ref["psnr"], "reference_lpips": ref["lpips"]})
         if not per_image:
             continue
