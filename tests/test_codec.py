@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from conftest import TINY, random_image
 from hificodec import bitstream
@@ -39,6 +40,18 @@ def test_photo_reconstruction_is_recognizable(shipped_codec, photo):
 def test_encoding_is_byte_identical_when_repeated(shipped_codec, photo):
     crop = photo[:200, :300]
     assert shipped_codec.encode(crop) == shipped_codec.encode(crop)
+
+
+def test_memory_layouts_interoperate(shipped_codec, photo):
+    """The CPU codec runs encoder and generator channels-last; a file it writes must decode the
+    same with standard (NCHW) tensors, as on CUDA, and the other way round."""
+    assert shipped_codec.memory_format == torch.channels_last
+    nchw = Codec.from_info(shipped_codec.info, "cpu", channels_last=False)
+    crop = photo[:160, :224]
+    for writer, reader in [(shipped_codec, nchw), (nchw, shipped_codec)]:
+        data = writer.encode(crop)
+        a, b = writer.decode(data, 2.56), reader.decode(data, 2.56)
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
 def test_decoding_is_repeatable(shipped_codec):

@@ -71,12 +71,12 @@ CONFIGS: dict[str, ModelConfig] = {
         disc_latent_channels=2,
     ),
 }
-# Variable-rate versions with three rate levels (lo, mi, hi); hific-cpu-vbr is shipped.
+# Variable-rate versions with three rate levels (lo, mi, hi).
 CONFIGS["hific-cpu-vbr"] = replace(CONFIGS["hific-cpu"], rate_levels=3)
 CONFIGS["tiny-vbr"] = replace(CONFIGS["tiny"], rate_levels=3)
 # hific-cpu-vbr with twice the channels at full resolution (the generator's last upsampling and
-# the encoder's first layer): started from hific-cpu-vbr's weights by widen.py. 1.14x the
-# training step time (docs/training.md, "Widening").
+# the encoder's first layer): started from hific-cpu-vbr's weights by widen.py; what the shipped
+# hific-cpu-vbr weights use since phases H and I. 1.14x the training step time (docs/training.md).
 CONFIGS["hific-cpu-vbr-wide"] = replace(CONFIGS["hific-cpu-vbr"], channels=(48, 48, 96, 192, 256))
 # tiny-vbr with twice the channels at full and half resolution: tests of widen.py.
 CONFIGS["tiny-vbr-wide"] = replace(CONFIGS["tiny-vbr"], channels=(8, 16, 8, 16, 16))
