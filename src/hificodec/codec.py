@@ -85,8 +85,8 @@ class Codec:
     @classmethod
     def from_info(cls, info: zoo.ModelInfo, device: str = "auto", expected_digest: str | None = None,
                   channels_last: bool | None = None) -> "Codec":
-        """``channels_last`` (default: on CPU): oneDNN's convolutions run the generator ~1.7x
-        faster on channels-last tensors (``benchmarks/decode_speed.py`` measures both). Only the
+        """``channels_last`` (default: on CPU): oneDNN's convolutions are faster on channels-last
+        tensors (a Kodak decode 1.1-1.3x; ``benchmarks/decode_speed.py`` measures both). Only the
         encoder and generator change layout; the entropy model's float path (hyperprior scales ->
         CDF indexes), which encoder and decoder must compute identically, is left as it is."""
         model = zoo.load_model(info, expected_digest)
