@@ -129,7 +129,7 @@ class Codec:
         # Replicate padding works for any size (reflect needs > pad pixels); cropped on decode.
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         gain, _ = self.model.gains(torch.tensor([code / bitstream.QUALITY_SCALE], device=self.device))
-        # Back to the standard layout: the hyperprior must see y as the decoder will see y_hat.
+        # The entropy model keeps the standard layout whatever E ran in (see from_info).
         y = self._encode_tiled(x).contiguous() * gain
         (z_string, y_string), _, _ = self.model.latent_model.compress(y)
         return bitstream.HfcFile(self.info.name, self.info.digest, width, height, z_string, y_string, code).to_bytes()
