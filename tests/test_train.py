@@ -40,11 +40,73 @@ def test_unreadable_files_are_skipped(photo_dir):
     assert len(folder) == 4 and len(folder.skipped) == 1
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def test_config_files_load():
-    root = Path(__file__).resolve().parents[1]
-    for path in sorted((root / "configs").glob("*.toml")):
+    for path in sorted((ROOT / "configs").glob("*.toml")):
         cfg = TrainConfig.load(path)
         assert cfg.name == path.stem
+
+
+def test_config_extends_another(tmp_path):
+    (tmp_path / "base.toml").write_text('name = "base"\n[rate]\ntarget_bpp = [0.1, 0.2]\n'
+                                        '[run]\nseed = 3\ncompile = true\n')
+    (tmp_path / "child.toml").write_text('extends = "base.toml"\nname = "child"\n[run]\nseed = 4\n')
+    (tmp_path / "grandchild.toml").write_text('extends = "child.toml"\nname = "grandchild"\n'
+                                              '[rate]\ntarget_bpp = 0.3\n')
+    child = TrainConfig.load(tmp_path / "child.toml")
+    assert (child.name, child.seed, child.compile, child.targets) == ("child", 4, True, [0.1, 0.2])
+    grandchild = TrainConfig.load(tmp_path / "grandchild.toml")
+    assert (grandchild.name, grandchild.seed, grandchild.targets) == ("grandchild", 4, [0.3])
+
+
+@pytest.mark.parametrize("text, error, match", [
+    ('extends = "loop.toml"\nname = "loop"\n', ValueError, "cycle"),
+    ('extends = "base.toml"\n[run]\nseed = 4\n', ValueError, "its own name"),
+    ('extends = "missing.toml"\nname = "loop"\n', FileNotFoundError, "missing.toml"),
+    ('extends = 3\nname = "loop"\n', ValueError, "path"),
+    ('extends = "base.toml"\nname = "loop"\nsede = 4\n', ValueError, "unknown config keys"),
+    ('name = "loop\n', ValueError, "TOML"),
+])
+def test_bad_config_is_a_clear_error(tmp_path, text, error, match):
+    (tmp_path / "base.toml").write_text('name = "base"\n')
+    (tmp_path / "loop.toml").write_text(text)
+    with pytest.raises(error, match=match):
+        TrainConfig.load(tmp_path / "loop.toml")
+
+
+def test_show_config_prints_the_resolved_config_as_toml():
+    import tomllib
+
+    from click.testing import CliRunner
+
+    from hificodec.cli import main
+
+    path = ROOT / "configs" / "hific-cpu-vbr.toml"
+    result = CliRunner().invoke(main, ["train", str(path), "--show-config"])
+    assert result.exit_code == 0, result.output
+    assert TrainConfig(**tomllib.loads(result.output)) == TrainConfig.load(path)
+
+
+def test_configs_match_the_runs_recorded_in_shipped_weights():
+    """Each run in a shipped model's lineage has its config here, with the steps it ran: a change
+    to a config that others extend cannot silently change what they reproduce."""
+    import json
+
+    from safetensors import safe_open
+
+    for weights in sorted((ROOT / "weights").glob("*.safetensors")):
+        with safe_open(str(weights), "pt") as f:
+            training = json.loads(f.metadata()["training"])
+        runs = training.get("lineage", []) + [{"config": weights.stem, "stage1_steps": training["stage1_steps"],
+                                       "stage2_steps": training["stage2_steps"]}]
+        for run in runs:
+            cfg = TrainConfig.load(ROOT / "configs" / f"{run['config']}.toml")
+            assert (cfg.stage1_steps, cfg.stage2_steps) == (run["stage1_steps"], run["stage2_steps"]), run
+        cfg = TrainConfig.load(ROOT / "configs" / f"{weights.stem}.toml")
+        assert (cfg.crop, cfg.batch_size, cfg.train_dir) == (training["crop"], training["batch_size"],
+                                                             training["train_dir"])
 
 
 def test_loss_decreases_in_both_stages(tmp_path, photo_dir):

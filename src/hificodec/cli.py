@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -340,17 +341,26 @@ def models(as_json):
 
 @main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where checkpoints and the JSONL log go (outside the repository, or under its "
-                   "git-ignored runs/).")
+                   "git-ignored runs/). Required unless --show-config.")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir exactly where it stopped.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def train(config, run_dir, resume, device):
+@click.option("--show-config", is_flag=True,
+              help="Print the whole config, resolved through the configs it extends, as TOML, and exit.")
+def train(config, run_dir, resume, device, show_config):
     """Train a model from a config file (configs/*.toml); see docs/training.md."""
     from .metric_weights import MetricWeightsMissing
-    from .train import train_main
+    from .train import TrainConfig, train_main
 
     try:
+        if show_config:
+            # JSON spells these values (strings, numbers, booleans, lists) as TOML does
+            for key, value in asdict(TrainConfig.load(config)).items():
+                click.echo(f"{key} = {json.dumps(list(value) if isinstance(value, tuple) else value)}")
+            return
+        if run_dir is None:
+            raise click.UsageError("--run-dir is required to train")
         train_main(config, run_dir, resume, device)
     except (MetricWeightsMissing, FileNotFoundError, FileExistsError, ValueError) as exc:
         _error(str(exc))

@@ -112,13 +112,7 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":
-        raw = tomllib.loads(Path(path).read_text())
-        flat: dict = {}
-        for key, value in raw.items():
-            if isinstance(value, dict):  # sections only group keys for readability
-                flat.update(value)
-            else:
-                flat[key] = value
+        flat = _config_keys(Path(path))
         known = {f.name for f in fields(cls)}
         unknown = set(flat) - known
         if unknown:
@@ -132,6 +126,36 @@ class TrainConfig:
     @property
     def total_steps(self) -> int:
         return self.stage1_steps + self.stage2_steps
+
+
+def _config_keys(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """The keys of a config file, flattened, on top of those of the config it `extends` (a path
+    relative to it): a phase that continues another lists only what it changes, so the diff
+    between two runs is the file itself."""
+    path = path.resolve()
+    if path in chain:
+        raise ValueError(f"{chain[0]}: configs extend each other in a cycle through {path.name}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not a valid TOML config ({exc})") from None
+    flat: dict = {}
+    base = raw.pop("extends", None)
+    if base is not None:
+        if not isinstance(base, str):
+            raise ValueError(f"{path}: extends must be a config file path, got {base!r}")
+        if "name" not in raw:  # else a new run would record the base run's name in its lineage
+            raise ValueError(f"{path}: a config that extends another must set its own name")
+        base_path = path.parent / base
+        if not base_path.is_file():
+            raise FileNotFoundError(f"{path}: extends {base}, which does not exist")
+        flat.update(_config_keys(base_path, chain + (path,)))
+    for key, value in raw.items():
+        if isinstance(value, dict):  # sections only group keys for readability
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
 
 
 def native_bf16(device: torch.device) -> bool:
