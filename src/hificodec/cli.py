@@ -231,6 +231,13 @@ def _load_codec(name: str, device: str):
         sys.exit(EXIT_MODEL)
 
 
+def _float_list(text: str, option: str) -> list[float]:
+    try:
+        return [float(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise click.BadParameter("must be comma-separated numbers", param_hint=option) from None
+
+
 def _parse_beta(ctx, param, value):
     from .models import BETA_MAX
 
@@ -335,6 +342,10 @@ def models(as_json):
         default = " (default)" if m.name == DEFAULT_MODEL else ""
         rates = ", ".join(f"{t:g}" for t in m.target_bpp)
         qualities = f", qualities 0..{m.rate_levels - 1}" if m.rate_levels > 1 else ""
+        calibration = m.metadata.get("calibration")
+        if calibration:  # the rates users get on whole photos, not the training crops' targets
+            placed = ", ".join(f"{b:.3f}" for b in calibration["bpp"])
+            qualities += f" at {placed} bpp on {calibration['images']} whole photos"
         click.echo(f"{m.name}{default}: {m.architecture}, trained for {rates} bpp{qualities}, {m.file}, "
                    f"sha256 {m.digest[:16]}")
 
@@ -377,12 +388,21 @@ def train(config, run_dir, resume, device, show_config):
                    "write its rows into docs/models.md.")
 @click.option("--raw", is_flag=True,
               help="Export the run's own weights even if it kept a weight average (ema_decay).")
-def export(checkpoint, name, outdir, card_dir, raw):
+@click.option("--calibrate-bpp", default=None,
+              help="Comma-separated bpp, one per rate level: re-place a variable-rate model's levels "
+                   "there, measured on whole photos (default: the run config's calibrate_bpp; 'none': off).")
+@click.option("--calibrate-on", "calibrate_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Photos to calibrate on (default: the run config's calibrate_dir, else its train_dir).")
+def export(checkpoint, name, outdir, card_dir, raw, calibrate_bpp, calibrate_dir):
     """Export a training checkpoint as a shippable fp16 weights file."""
     from .train import export_main
 
     try:
-        path, digest = export_main(checkpoint, name, outdir, raw=raw)
+        rates = None
+        if calibrate_bpp is not None:
+            rates = [] if calibrate_bpp == "none" else _float_list(calibrate_bpp, "--calibrate-bpp")
+        path, digest = export_main(checkpoint, name, outdir, raw=raw, calibrate_bpp=rates,
+                                   calibrate_dir=calibrate_dir)
     except ValueError as exc:
         _error(str(exc))
         sys.exit(EXIT_FAILED)
@@ -426,13 +446,7 @@ def evaluate(dataset, models, betas, codecs, targets, fid_targets, fid, sheet_co
     from .metric_weights import MetricWeightsMissing
     from .zoo import list_models
 
-    def floats(text: str, option: str) -> list[float]:
-        try:
-            return [float(b) for b in text.split(",") if b.strip()]
-        except ValueError:
-            raise click.BadParameter("must be comma-separated numbers", param_hint=option)
-
-    beta_list = floats(betas, "--betas")
+    beta_list = _float_list(betas, "--betas")
     try:
         codec_list = [] if codecs.strip().lower() == "none" else parse_codecs(codecs)
     except ValueError as exc:
@@ -442,8 +456,8 @@ def evaluate(dataset, models, betas, codecs, targets, fid_targets, fid, sheet_co
     else:
         names = models.split(",") if models else [m.name for m in list_models()]
     try:
-        summary = eval_main(dataset, names, beta_list, outdir, device, codec_list, tuple(floats(targets, "--targets")),
-                            fid, tuple(floats(fid_targets, "--fid-targets")), sheet_count=sheet_count, report=report)
+        summary = eval_main(dataset, names, beta_list, outdir, device, codec_list, tuple(_float_list(targets, "--targets")),
+                            fid, tuple(_float_list(fid_targets, "--fid-targets")), sheet_count=sheet_count, report=report)
     except (MetricWeightsMissing, ValueError) as exc:
         _error(str(exc))
         sys.exit(EXIT_FAILED)

@@ -119,7 +119,13 @@ class Codec:
     @torch.no_grad()
     def encode(self, rgb8: np.ndarray, quality: float | None = None) -> bytes:
         """Encodes at ``quality`` (0 .. rate_levels - 1; default the middle level)."""
-        code = self.quality_code(quality)
+        self.quality_code(quality)  # refuse a bad quality before the expensive part
+        height, width = rgb8.shape[:2]
+        return self.pack(self.analyse(rgb8), width, height, quality)
+
+    @torch.no_grad()
+    def analyse(self, rgb8: np.ndarray) -> torch.Tensor:
+        """E's latent of an image, before any rate level's gain (the same at every quality)."""
         height, width = rgb8.shape[:2]
         if not (1 <= width <= bitstream.MAX_SIDE and 1 <= height <= bitstream.MAX_SIDE):
             raise CodecError(f"image sides must be 1..{bitstream.MAX_SIDE} pixels, got {width}x{height}")
@@ -128,10 +134,15 @@ class Codec:
         pad_h, pad_w = (-height) % s, (-width) % s
         # Replicate padding works for any size (reflect needs > pad pixels); cropped on decode.
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        gain, _ = self.model.gains(torch.tensor([code / bitstream.QUALITY_SCALE], device=self.device))
         # The entropy model keeps the standard layout whatever E ran in (see from_info).
-        y = self._encode_tiled(x).contiguous() * gain
-        (z_string, y_string), _, _ = self.model.latent_model.compress(y)
+        return self._encode_tiled(x).contiguous()
+
+    @torch.no_grad()
+    def pack(self, y: torch.Tensor, width: int, height: int, quality: float | None = None) -> bytes:
+        """The .hfc file of latent ``y`` (from ``analyse``) at ``quality``."""
+        code = self.quality_code(quality)
+        gain, _ = self.model.gains(torch.tensor([code / bitstream.QUALITY_SCALE], device=self.device))
+        (z_string, y_string), _, _ = self.model.latent_model.compress(y * gain)
         return bitstream.HfcFile(self.info.name, self.info.digest, width, height, z_string, y_string, code).to_bytes()
 
     # -- decode -----------------------------------------------------------------------------

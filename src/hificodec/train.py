@@ -24,7 +24,7 @@ import signal
 import sys
 import time
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +109,12 @@ class TrainConfig:
     # it supersedes (hific-cpu-vbr -> hific-cpu-vbr-d), and its weights still record the old name.
     init_from_name: str = ""
     initial_gains: list[float] = ()  # per rate level, when starting a variable-rate model
+    # Export re-places a variable-rate model's levels at these bpp, measured on whole photos
+    # of calibrate_dir ("": train_dir; calibration.py); empty: the levels stay where training's
+    # gains put them.
+    calibrate_bpp: list[float] = field(default_factory=list)
+    calibrate_dir: str = ""
+    calibrate_images: int = 24
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":
@@ -247,6 +253,8 @@ class Trainer:
         if len(cfg.targets) != self.model.rate_levels:
             raise ValueError(f"{cfg.architecture} has {self.model.rate_levels} rate levels, "
                              f"the config gives {len(cfg.targets)} target_bpp values")
+        if cfg.calibrate_bpp and (len(cfg.calibrate_bpp) != self.model.rate_levels or self.model.rate_levels == 1):
+            raise ValueError("calibrate_bpp needs one value per rate level of a variable-rate model")
         self.lineage: list[dict] = []  # the runs this one continues (init_from), for the model card
         self.disc_restored = False  # whether init_from brought a trained discriminator
         self.widened = False  # whether init_from's weights were widened to this architecture
@@ -625,10 +633,11 @@ def train_main(config: Path, run_dir: Path, resume: bool = False, device: str = 
     return trainer
 
 
-def export_main(checkpoint: Path, name: str, out_dir: Path | None = None,
-                raw: bool = False) -> tuple[Path, str]:
+def export_main(checkpoint: Path, name: str, out_dir: Path | None = None, raw: bool = False,
+                calibrate_bpp: list[float] | None = None, calibrate_dir: Path | None = None) -> tuple[Path, str]:
     """Checkpoint -> weights/<name>.safetensors (CDF tables updated first). raw: the run's own
-    weights even if it kept an average (an average can measure worse on a still-improving model)."""
+    weights even if it kept an average (an average can measure worse on a still-improving model).
+    calibrate_bpp / calibrate_dir: override the run config's calibrate_bpp / calibrate_dir."""
     from .bitstream import MODEL_NAME
     from .zoo import export_discriminator, export_weights, file_digest, previous_path, weights_dir
 
@@ -640,6 +649,18 @@ def export_main(checkpoint: Path, name: str, out_dir: Path | None = None,
     averaged = state.get("ema") is not None and not raw
     model.load_state_dict(state["model"] if raw else shipped_weights(state))
     model.eval()
+    calibration = None
+    rates = list(calibrate_bpp if calibrate_bpp is not None else cfg.calibrate_bpp)
+    if rates:
+        from .calibration import calibrate, calibration_images
+
+        folder = Path(calibrate_dir or cfg.calibrate_dir or cfg.train_dir)
+        if not folder.is_dir():
+            raise ValueError(f"calibration folder {folder} does not exist")
+        # measure the encoder the file will hold: its weights go to fp16
+        model.encoder.half().float()
+        images_used = calibration_images(folder, cfg.calibrate_images)
+        calibration = calibrate(model, name, images_used, rates, str(folder)).to_json()
     images = state.get("train_images")
     if images is None and Path(cfg.train_dir).is_dir():  # checkpoints from before train_images existed
         from .images import image_files
@@ -672,7 +693,7 @@ def export_main(checkpoint: Path, name: str, out_dir: Path | None = None,
         superseded.parent.mkdir(exist_ok=True)
         if not superseded.exists():
             shutil.copy2(out, superseded)
-    digest = export_weights(model, out, name, cfg.architecture, cfg.targets, training)
+    digest = export_weights(model, out, name, cfg.architecture, cfg.targets, training, calibration)
     if superseded is not None and digest == old_digest:
         superseded.unlink()  # the same weights again: nothing was superseded
     export_discriminator(state["disc"], name, digest, out.parent)  # so a later phase can continue it anywhere

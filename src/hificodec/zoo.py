@@ -48,6 +48,7 @@ class ModelInfo:
             "target_bpp": list(self.target_bpp),
             "qualities": f"0..{self.rate_levels - 1}",
             "training": self.metadata.get("training", {}),
+            "calibration": self.metadata.get("calibration"),  # None: levels where training put them
         }
 
 
@@ -193,7 +194,8 @@ def load_model(info: ModelInfo, expected_digest: str | None = None):
     return model.eval().requires_grad_(False)
 
 
-def export_weights(model, path: Path, name: str, architecture: str, target_bpp: list[float], training: dict) -> str:
+def export_weights(model, path: Path, name: str, architecture: str, target_bpp: list[float], training: dict,
+                   calibration: dict | None = None) -> str:
     """Writes ``model`` as fp16 safetensors with the CDF tables; returns the digest.
 
     Only encoder and generator go to fp16. The entropy model stays fp32: its CDF tables are
@@ -219,6 +221,8 @@ def export_weights(model, path: Path, name: str, architecture: str, target_bpp: 
         "target_bpp": target_bpp,
         "training": training,
     }
+    if calibration is not None:  # where export re-placed the rate levels (calibration.py)
+        metadata["calibration"] = calibration
     data = save_safetensors(state, metadata={k: json.dumps(v) for k, v in metadata.items()})
     atomic_write(Path(path), data)
     return hashlib.sha256(data).hexdigest()
