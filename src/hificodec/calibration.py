@@ -17,7 +17,6 @@ bpp at quality 0, 0.173 at -0.25, 0.213 at -0.5, gains extended along the end se
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -71,23 +70,13 @@ def calibration_images(folder: Path, count: int) -> list[np.ndarray]:
     return out
 
 
-def _table_rows(table: torch.Tensor, positions: list[float]) -> torch.Tensor:
-    """Rows of a per-level log-gain table at positions in [0, levels - 1], linear between
-    neighbouring levels (as HiFiC.gains)."""
-    rows = []
-    for q in positions:
-        low = min(math.floor(q), table.shape[0] - 2)
-        t = q - low
-        rows.append((1 - t) * table[low] + t * table[low + 1])
-    return torch.stack(rows)
-
-
 def calibrate(model, name: str, images: list[np.ndarray], rates: list[float], folder: str = "") -> Calibration:
     """Re-places the rate levels of ``model`` (in place) at ``rates`` bpp on ``images``.
 
     Each rate is searched by bisection on the quality scale, the bpp being the mean over the
     images of real .hfc file sizes (header included, as ``hfc eval`` counts them)."""
     from .codec import Codec
+    from .models import interpolate_levels
     from .zoo import ModelInfo
 
     levels = model.rate_levels
@@ -104,10 +93,13 @@ def calibrate(model, name: str, images: list[np.ndarray], rates: list[float], fo
     log_gain = model.log_gain.detach().clone()
     log_inverse_gain = model.log_inverse_gain.detach().clone()
 
+    def level_bpp(quality: float) -> float:
+        return float(np.mean([len(codec.pack(y, w, h, quality)) * 8 / (w * h) for y, w, h in latents]))
+
     def mean_bpp(position: float) -> float:
         with torch.no_grad():  # one level's row at `position`, measured as quality 0
-            model.log_gain[0] = _table_rows(log_gain, [position])[0]
-        return float(np.mean([len(codec.pack(y, w, h, 0.0)) * 8 / (w * h) for y, w, h in latents]))
+            model.log_gain[0] = interpolate_levels(log_gain, torch.tensor([position]))[0]
+        return level_bpp(0.0)
 
     low_end, high_end = 0.0, float(levels - 1)
     positions = []
@@ -126,8 +118,7 @@ def calibrate(model, name: str, images: list[np.ndarray], rates: list[float], fo
         with torch.no_grad():
             model.log_gain.copy_(log_gain)
     with torch.no_grad():
-        model.log_gain.copy_(_table_rows(log_gain, positions))
-        model.log_inverse_gain.copy_(_table_rows(log_inverse_gain, positions))
-    bpp = [float(np.mean([len(codec.pack(y, w, h, float(q))) * 8 / (w * h) for y, w, h in latents]))
-           for q in range(levels)]
+        model.log_gain.copy_(interpolate_levels(log_gain, torch.tensor(positions)))
+        model.log_inverse_gain.copy_(interpolate_levels(log_inverse_gain, torch.tensor(positions)))
+    bpp = [level_bpp(float(q)) for q in range(levels)]
     return Calibration(str(folder), len(images), SHORT_SIDE, [float(r) for r in rates], positions, bpp)

@@ -153,15 +153,8 @@ class HiFiC(nn.Module):
         if self.rate_levels == 1:
             ones = torch.ones(quality.numel(), self.config.latent_channels, 1, 1, device=quality.device)
             return ones, ones
-        q = quality.clamp(0, self.rate_levels - 1)
-        low = q.floor().clamp(max=self.rate_levels - 2).long()
-        t = (q - low)[:, None]
-
-        def interpolate(table: torch.Tensor) -> torch.Tensor:
-            table = table.to(quality.device)
-            return ((1 - t) * table[low] + t * table[low + 1]).exp()[:, :, None, None]
-
-        return interpolate(self.log_gain), interpolate(self.log_inverse_gain)
+        return (interpolate_levels(self.log_gain, quality).exp()[:, :, None, None],
+                interpolate_levels(self.log_inverse_gain, quality).exp()[:, :, None, None])
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         # CompressAI's CDF buffers have data-dependent sizes: resize them before loading.
@@ -206,6 +199,17 @@ class Discriminator(nn.Module):
     def forward(self, image: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
         cond = self.latent_proj(y_hat)
         return self.net(torch.cat([image * 2.0 - 1.0, cond], dim=1))  # logits per patch
+
+
+def interpolate_levels(table: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+    """(N, C) rows of a per-level (levels, C) log-gain table at qualities in [0, levels - 1]:
+    the trained levels at integers, linear in between (so gains are geometric)."""
+    quality = quality.float().reshape(-1)
+    q = quality.clamp(0, table.shape[0] - 1)
+    low = q.floor().clamp(max=table.shape[0] - 2).long()
+    t = (q - low)[:, None]
+    table = table.to(quality.device)
+    return (1 - t) * table[low] + t * table[low + 1]
 
 
 def count_parameters(module: nn.Module) -> int:
