@@ -172,6 +172,7 @@ def test_eval_end_to_end_and_resume(tmp_path, tiny_weights_dir, monkeypatch, pho
                  "plots/psnr_vs_fid.png", "sheets/a.png"):
         assert (out / name).is_file(), name
     assert "## At the bpp each image actually got" in (out / "report.md").read_text()
+    assert f"coded with {TINY} q0:" in (out / "report.md").read_text()  # the sheets name their source
     with open(out / "classical.csv") as f:
         assert len(list(csv.DictReader(f))) == 2 * 2 * 4
     # resume: nothing is re-encoded (the codecs must not be called)

@@ -537,13 +537,20 @@ def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir
             if (out_dir / name).is_file():
                 atomic_write(publish / name, (out_dir / name).read_bytes())
     plots = rate_plots(summary, publish / "plots")
-    sheets = []
+    sheets, sheet_source = [], ""
     if sheet_count and model_names:
-        sheets = make_sheets(loaded[model_names[0]], images, classical_rows, codecs or [],
-                             publish, sheet_count)
+        # the sheets show what a user gets by default, whatever order the models were listed in
+        from .codec import default_quality
+        from .zoo import DEFAULT_MODEL
+
+        sheet_model = DEFAULT_MODEL if DEFAULT_MODEL in loaded else model_names[0]
+        quality = default_quality(loaded[sheet_model].model)
+        sheets = make_sheets(loaded[sheet_model], images, classical_rows, codecs or [],
+                             publish, sheet_count, quality)
+        sheet_source = f"{sheet_model} q{quality:g}"
     report_path = report or out_dir / "report.md"
     atomic_write(report_path, ("# hificodec benchmark\n\n" + markdown(summary, plots, sheets, report_path.parent,
-                                                                      report_notes)).encode())
+                                                                      report_notes, sheet_source)).encode())
     return summary
 
 

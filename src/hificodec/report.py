@@ -157,7 +157,8 @@ def _metric_table(rows: list[dict], keys: dict[str, str], has_fid: bool) -> list
     return out
 
 
-def markdown(summary: dict, plots: list[Path], sheets: list[Path], base: Path, notes: str = "") -> str:
+def markdown(summary: dict, plots: list[Path], sheets: list[Path], base: Path, notes: str = "",
+             sheet_source: str = "") -> str:
     """The report: tables of every point, the matched-rate comparison, plots and crop sheets.
     Links are relative to ``base`` (the folder the Markdown file lives in)."""
     def rel(p: Path) -> str:
@@ -224,8 +225,9 @@ def markdown(summary: dict, plots: list[Path], sheets: list[Path], base: Path, n
     if plots:
         lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({rel(p)})" for p in plots]
     if sheets:
+        source = f", coded with {sheet_source}" if sheet_source else ""
         lines += ["", "## Side by side", "",
-                  "Most detailed 256x256 region of each image, zoomed 2x: original | beta 0 | beta 2.56 | the "
-                  "classical codec with the lowest LPIPS at the same bpp | the same codec at twice the bpp.", ""]
+                  f"Most detailed 256x256 region of each image, zoomed 2x{source}: original | beta 0 | beta 2.56 | "
+                  "the classical codec with the lowest LPIPS at the same bpp | the same codec at twice the bpp.", ""]
         lines += [f"![{Path(p).stem}]({rel(p)})" for p in sheets]
     return "\n".join(lines) + "\n"
