@@ -436,17 +436,15 @@ def realism_scores(features: PatchFeatures, configs: list[str], images: list[str
 
 
 def make_sheets(codec, images: list[Path], classical_rows: list[dict], codecs: list,
-                out_dir: Path, count: int, quality: float | None = None) -> list[Path]:
-    """Crop sheets for the first ``count`` images at one model quality (default the middle):
+                out_dir: Path, count: int, quality: float) -> list[Path]:
+    """Crop sheets for the first ``count`` images at one model quality:
     original | beta 0 | beta 2.56 | best classical codec at the same bpp | it at twice the bpp."""
     from . import bitstream
     from .classical import interpolate_log_bpp, match_bpp
-    from .codec import default_quality
     from .images import load_rgb
     from .models import BETA_MAX
     from .report import crop_sheet
 
-    quality = default_quality(codec.model) if quality is None else quality
     by_codec = {c.name: c for c in codecs}
     sheets = []
     for path in images[:count]:
