@@ -180,6 +180,33 @@ def test_interrupt_mid_batch_leaves_no_partial_files(tmp_path, tiny_weights_dir)
         bitstream.parse(p.read_bytes())
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped one
+def test_ctrl_c_swallowed_by_a_finalizer_still_stops_the_batch(capsys):
+    """CPython drops a KeyboardInterrupt raised inside __del__; the batch must stop anyway."""
+    import signal
+
+    from hificodec import cli
+
+    class Finalized:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs here; its exception is dropped
+
+    done = []
+
+    def convert(job):
+        done.append(job.source)
+        if len(done) == 2:
+            Finalized()  # created and collected at once
+        return ""
+
+    jobs = [cli._Job(f"in{i}", f"out{i}") for i in range(5)]
+    previous = signal.getsignal(signal.SIGINT)
+    code = cli._run_batch(jobs, convert, force=False, quiet=True, verbose=False)
+    assert code == cli.EXIT_INTERRUPTED and done == ["in0", "in1"]
+    assert "interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is previous  # the batch's handler is removed again
+
+
 def test_tiles_match_a_single_pass(shipped_codec, photo, monkeypatch):
     """Large images run in tiles; with the margins the seams are invisible. Small tiles force
     the tiled path on the example photo (48 x 32 latent pixels -> 3 x 2 tiles)."""

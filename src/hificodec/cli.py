@@ -123,6 +123,32 @@ def _progress(jobs: list[_Job], quiet: bool):
     return tqdm(jobs, disable=not show, file=sys.stderr, unit="img", dynamic_ncols=True)
 
 
+class _CtrlC:
+    """Remembers a Ctrl-C (SIGINT) as well as raising KeyboardInterrupt. CPython drops an
+    exception raised inside a finalizer (__del__, weakref callbacks), so a Ctrl-C landing there
+    would be lost and the batch would run on; the batch checks `pressed` between files."""
+
+    def __init__(self):
+        import signal
+        import threading
+
+        self.pressed = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():  # signal.signal needs it
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        self.pressed = True
+        raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
 def _run_batch(jobs: list[_Job], convert, force: bool, quiet: bool, verbose: bool) -> int:
     """Converts every job; a failure is reported and the batch goes on.
 
@@ -131,8 +157,11 @@ def _run_batch(jobs: list[_Job], convert, force: bool, quiet: bool, verbose: boo
     too large for this machine."""
     failed = 0
     bar = _progress(jobs, quiet)
+    ctrl_c = _CtrlC()
     try:
         for job in bar:
+            if ctrl_c.pressed:  # a Ctrl-C whose KeyboardInterrupt was swallowed: stop here
+                raise KeyboardInterrupt
             try:
                 _check_target(job, force)
                 message = convert(job)
@@ -143,10 +172,14 @@ def _run_batch(jobs: list[_Job], convert, force: bool, quiet: bool, verbose: boo
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 reason = (reason.splitlines() or [type(exc).__name__])[0]
                 bar.write(f"hfc: {job.label}: {reason}", file=sys.stderr)
+        if ctrl_c.pressed:
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         bar.close()
         _error("interrupted")
         return EXIT_INTERRUPTED
+    finally:
+        ctrl_c.restore()
     bar.close()
     if failed and len(jobs) > 1:
         _error(f"{failed} of {len(jobs)} inputs failed")
