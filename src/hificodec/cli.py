@@ -160,8 +160,6 @@ def _run_batch(jobs: list[_Job], convert, force: bool, quiet: bool, verbose: boo
     ctrl_c = _CtrlC()
     try:
         for job in bar:
-            if ctrl_c.pressed:  # a Ctrl-C whose KeyboardInterrupt was swallowed: stop here
-                raise KeyboardInterrupt
             try:
                 _check_target(job, force)
                 message = convert(job)
@@ -172,8 +170,8 @@ def _run_batch(jobs: list[_Job], convert, force: bool, quiet: bool, verbose: boo
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 reason = (reason.splitlines() or [type(exc).__name__])[0]
                 bar.write(f"hfc: {job.label}: {reason}", file=sys.stderr)
-        if ctrl_c.pressed:
-            raise KeyboardInterrupt
+            if ctrl_c.pressed:  # a Ctrl-C whose KeyboardInterrupt was swallowed: stop here
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         bar.close()
         _error("interrupted")
