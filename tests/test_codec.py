@@ -152,3 +152,21 @@ def test_device_auto_resolves():
     assert resolve_device("auto").type in ("cpu", "cuda")
     with pytest.raises(CodecError):
         resolve_device("tpu")
+
+
+def test_codec_import_skips_compressai_package_init_and_compressai_stays_whole():
+    # CompressAI's __init__ imports all of it (torch_geometric, its zoo): seconds of every
+    # `hfc decode`. The codec loads only the entropy models; the rest loads when asked for.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, hificodec.codec\n"
+        "print('torch_geometric' in sys.modules, 'compressai.zoo' in sys.modules)\n"
+        "import compressai\n"
+        "compressai.set_entropy_coder('ans')\n"
+        "print(compressai.get_entropy_coder(), 'compressai.zoo' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert result.stdout.split() == ["False", "False", "ans", "True"]

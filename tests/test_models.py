@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hificodec.layers import ChannelNorm2d, FourierFeatures
+from hificodec.layers import ChannelNorm2d, FourierFeatures, RowSplitConv2d, conv
 from hificodec.models import CONFIGS, Discriminator, HiFiC, count_parameters
 
 
@@ -11,6 +11,33 @@ def test_channel_norm_normalizes_each_pixel_across_channels():
     assert torch.allclose(y.mean(1), torch.zeros(2, 5, 7), atol=1e-5)
     assert torch.allclose(y.var(1, unbiased=True), torch.ones(2, 5, 7), atol=1e-3)
 
+
+
+def test_channel_norm_inference_path_on_channels_last_matches_the_training_path():
+    torch.manual_seed(0)
+    norm = ChannelNorm2d(8)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0)
+        norm.bias.uniform_(-1.0, 1.0)
+    x = torch.randn(2, 8, 5, 7) * 3 + 1
+    reference = norm(x.requires_grad_()).detach()  # the per-pixel mean/var formula
+    with torch.no_grad():
+        fused = norm(x.detach().contiguous(memory_format=torch.channels_last))
+    assert fused.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(fused, reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_row_split_conv_computes_the_convolution_it_replaces(layout):
+    torch.manual_seed(0)
+    rgb_layer = conv(6, 3, 7)  # reflect-padded, like the generator's last layer
+    x = torch.randn(2, 6, 5, 9).contiguous(memory_format=layout)  # rows/columns fewer than 2 * 7
+    with torch.no_grad():
+        expected, got = rgb_layer(x), RowSplitConv2d(rgb_layer)(x)
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=1e-5)
+    with pytest.raises(ValueError):
+        RowSplitConv2d(conv(6, 3, 3, stride=2))
 
 def test_fourier_features_of_beta():
     f = FourierFeatures(10, scale=1 / 5.12)(torch.tensor([0.0, 2.56]))

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from . import bitstream, zoo
+from .layers import RowSplitConv2d
 from .models import BETA_MAX, HiFiC
 
 DEFAULT_BETA = BETA_MAX  # a generative codec's point is realism; beta=0 is one flag away
@@ -86,7 +87,7 @@ class Codec:
     def from_info(cls, info: zoo.ModelInfo, device: str = "auto", expected_digest: str | None = None,
                   channels_last: bool | None = None) -> "Codec":
         """``channels_last`` (default: on CPU): oneDNN's convolutions are faster on channels-last
-        tensors (a Kodak decode 1.1-1.3x; ``benchmarks/decode_speed.py`` measures both). Only the
+        tensors (a Kodak decode 1.2-1.7x; ``benchmarks/decode_speed.py`` measures both). Only the
         encoder and generator change layout; the entropy model's float path (hyperprior scales ->
         CDF indexes), which encoder and decoder must compute identically, is left as it is."""
         model = zoo.load_model(info, expected_digest)
@@ -96,6 +97,8 @@ class Codec:
         layout = torch.channels_last if channels_last else torch.contiguous_format
         model.encoder.to(dev, memory_format=layout)
         model.generator.to(dev, memory_format=layout)
+        if channels_last:  # the RGB layer in the form oneDNN runs fast (see RowSplitConv2d)
+            model.generator.tail[-1] = RowSplitConv2d(model.generator.tail[-1]).to(dev)
         return cls(info, model, dev, layout)
 
     # -- encode -----------------------------------------------------------------------------

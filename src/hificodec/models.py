@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .entropy import EntropyBottleneck, GaussianConditional, HyperpriorLatentModel, update_registered_buffers
+from .entropy import EntropyBottleneck, GaussianConditional, HyperpriorLatentModel, resize_registered_buffers
 from .layers import BetaEmbedding, ChannelNorm2d, ConditionalResidualBlock, conv, upconv
 
 BETA_MAX_TRAIN = 5.12  # beta is sampled in [0, 5.12] during training
@@ -157,14 +157,13 @@ class HiFiC(nn.Module):
                 interpolate_levels(self.log_inverse_gain, quality).exp()[:, :, None, None])
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        # CompressAI's CDF buffers have data-dependent sizes: resize them before loading.
         for name, module in self.named_modules():
             if isinstance(module, (EntropyBottleneck, GaussianConditional)):
                 buffers = ["_quantized_cdf", "_offset", "_cdf_length"]
                 if isinstance(module, GaussianConditional):
                     buffers.append("scale_table")
                 present = [b for b in buffers if f"{name}.{b}" in state_dict]
-                update_registered_buffers(module, name, present, state_dict, policy="resize")
+                resize_registered_buffers(module, name, present, state_dict)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def forward(self, x: torch.Tensor, beta: torch.Tensor, quality: torch.Tensor | None = None) -> dict:
