@@ -6,11 +6,14 @@ from hificodec.models import CONFIGS, Discriminator, HiFiC, count_parameters
 
 
 def test_channel_norm_normalizes_each_pixel_across_channels():
+    torch.manual_seed(0)
     x = torch.randn(2, 8, 5, 7) * 3 + 1
-    y = ChannelNorm2d(8)(x)
+    norm = ChannelNorm2d(8)
+    y = norm(x)
     assert torch.allclose(y.mean(1), torch.zeros(2, 5, 7), atol=1e-5)
-    assert torch.allclose(y.var(1, unbiased=True), torch.ones(2, 5, 7), atol=1e-3)
-
+    # Unit variance but for epsilon, which matters on a pixel whose channels happen to be close.
+    var = x.var(1, unbiased=True)
+    assert torch.allclose(y.var(1, unbiased=True), var / (var + norm.eps), atol=1e-5)
 
 
 def test_channel_norm_inference_path_on_channels_last_matches_the_training_path():
@@ -31,13 +34,14 @@ def test_channel_norm_inference_path_on_channels_last_matches_the_training_path(
 def test_row_split_conv_computes_the_convolution_it_replaces(layout):
     torch.manual_seed(0)
     rgb_layer = conv(6, 3, 7)  # reflect-padded, like the generator's last layer
-    x = torch.randn(2, 6, 5, 9).contiguous(memory_format=layout)  # rows/columns fewer than 2 * 7
+    x = torch.randn(2, 6, 5, 9).contiguous(memory_format=layout)  # a map smaller than the kernel's reach
     with torch.no_grad():
         expected, got = rgb_layer(x), RowSplitConv2d(rgb_layer)(x)
     assert got.shape == expected.shape
     assert torch.allclose(got, expected, atol=1e-5)
     with pytest.raises(ValueError):
         RowSplitConv2d(conv(6, 3, 3, stride=2))
+
 
 def test_fourier_features_of_beta():
     f = FourierFeatures(10, scale=1 / 5.12)(torch.tensor([0.0, 2.56]))

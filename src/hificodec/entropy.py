@@ -30,8 +30,8 @@ def _register_compressai_lazily() -> None:
     in torch_geometric and with it torch._dynamo, its zoo torchvision. That was 6 s of a 12 s
     ``hfc decode`` on a 2-core AVX2 CPU, for modules a codec never uses. So unless compressai is
     already imported, its package is registered without running ``__init__``, with the two
-    functions its entropy models ask the package for; anything else asked of the package
-    (``compressai.zoo``'s submodules import normally) runs the real ``__init__`` first."""
+    functions its entropy models ask the package for. Submodules import as usual, and anything
+    else asked of the package runs the real ``__init__`` first."""
     if "compressai" in sys.modules:
         return
     spec = importlib.util.find_spec("compressai")
@@ -53,7 +53,7 @@ def _register_compressai_lazily() -> None:
 _register_compressai_lazily()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)  # compressai's use of torch.jit.script
-    import compressai.ans  # noqa: F401  (imported now, the entropy models' coder needs no __init__)
+    import compressai.ans  # noqa: F401  (so the entropy models' `from compressai import ans` finds it)
     from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 
 # 64 log-spaced scales over [0.11, 256], as in HiFiC's reference implementation.

@@ -109,10 +109,10 @@ class ConditionalResidualBlock(nn.Module):
 class RowSplitConv2d(nn.Module):
     """Inference form of a reflect-padded k x k convolution with few outputs (the generator's
     RGB layer), same result up to float rounding. oneDNN computes output channels in blocks of
-    8 (AVX2), so 3 outputs leave most of each block idle: the RGB layer alone took a third of a
-    Kodak decode on an AVX2 CPU. Here one convolution computes all k row kernels (1 x k, k * 3
-    outputs, padded to a multiple of 8) and the k row results are added, each shifted by its
-    row: 1.8x faster there (benchmarks/decode_speed.py)."""
+    8 (AVX2), so 3 outputs leave most of each block idle: the RGB layer alone took a quarter of
+    the generator's time on an AVX2 CPU. Here one convolution computes all k row kernels (1 x k,
+    k * 3 outputs, padded to a multiple of 8) and the k row results are added, each shifted by
+    its row: 1.8x faster there (docs/architecture.md)."""
 
     def __init__(self, conv: nn.Conv2d):
         super().__init__()
