@@ -36,12 +36,13 @@ def median_time(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def import_seconds(module: str, repeat: int) -> float:
-    """Median wall-clock of importing ``module`` in a fresh interpreter (minus a bare start)."""
+def import_seconds(modules: list[str], repeat: int) -> list[float]:
+    """Median wall-clock of importing each module in a fresh interpreter, minus a bare start."""
     def run(statement: str) -> None:
         subprocess.run([sys.executable, "-c", statement], check=True, cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-    return median_time(lambda: run(f"import {module}"), repeat) - median_time(lambda: run("pass"), repeat)
+    bare = median_time(lambda: run("pass"), repeat)
+    return [median_time(lambda: run(f"import {module}"), repeat) - bare for module in modules]
 
 
 def main() -> None:
@@ -61,7 +62,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    codec_import, torch_import = import_seconds("hificodec.codec", args.repeat), import_seconds("torch", args.repeat)
+    codec_import, torch_import = import_seconds(["hificodec.codec", "torch"], args.repeat)
     print(f"import in a fresh process: hificodec.codec {codec_import:.2f} s, torch alone {torch_import:.2f} s "
           f"({codec_import / torch_import:.2f}x)")
     t0 = time.perf_counter()

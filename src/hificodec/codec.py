@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 
 from . import bitstream, zoo
-from .layers import RowSplitConv2d
 from .models import BETA_MAX, HiFiC
 
 DEFAULT_BETA = BETA_MAX  # a generative codec's point is realism; beta=0 is one flag away
@@ -97,8 +96,8 @@ class Codec:
         layout = torch.channels_last if channels_last else torch.contiguous_format
         model.encoder.to(dev, memory_format=layout)
         model.generator.to(dev, memory_format=layout)
-        if channels_last:  # the RGB layer in the form oneDNN runs fast (see RowSplitConv2d)
-            model.generator.tail[-1] = RowSplitConv2d(model.generator.tail[-1]).to(dev)
+        if channels_last:
+            model.generator.use_cpu_inference_forms()
         return cls(info, model, dev, layout)
 
     # -- encode -----------------------------------------------------------------------------

@@ -124,7 +124,7 @@ class RowSplitConv2d(nn.Module):
         rows = conv.weight.detach().permute(2, 0, 1, 3).reshape(k * out_ch, in_ch, 1, k)  # [row, out]
         rows = F.pad(rows, (0, 0, 0, 0, 0, 0, 0, -(k * out_ch) % 8))
         self.register_buffer("row_weight", rows.contiguous(memory_format=torch.channels_last))
-        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(out_ch)
+        bias = conv.bias.detach() if conv.bias is not None else conv.weight.new_zeros(out_ch)
         self.register_buffer("bias", bias.clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

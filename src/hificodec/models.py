@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .entropy import EntropyBottleneck, GaussianConditional, HyperpriorLatentModel, resize_registered_buffers
-from .layers import BetaEmbedding, ChannelNorm2d, ConditionalResidualBlock, conv, upconv
+from .layers import BetaEmbedding, ChannelNorm2d, ConditionalResidualBlock, RowSplitConv2d, conv, upconv
 
 BETA_MAX_TRAIN = 5.12  # beta is sampled in [0, 5.12] during training
 BETA_MAX = 2.56  # the receiver may choose beta in [0, 2.56]
@@ -122,6 +122,11 @@ class Generator(nn.Module):
         for block in self.blocks:
             h = block(h, f_beta.to(h.dtype))
         return (self.tail(h + skip) + 1.0) / 2.0  # [-1, 1] -> [0, 1]
+
+    def use_cpu_inference_forms(self) -> None:
+        """Puts the RGB layer in the form oneDNN runs fast (RowSplitConv2d: the same function,
+        its weights fixed at this call), for a loaded model that decodes and never trains."""
+        self.tail[-1] = RowSplitConv2d(self.tail[-1])
 
 
 class HiFiC(nn.Module):
