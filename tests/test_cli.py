@@ -100,6 +100,29 @@ def test_usage_errors(run, images, tmp_path):
     assert run("encode", images / "img0.png", "-o", "x", "-d", tmp_path).exit_code == 2
     assert run("encode").exit_code == 2
     assert run("decode", images / "img0.png", "-o", tmp_path / "out.xyz").exit_code == 2
+    assert run("encode", images / "img0.png", "--refine", "-1", "-o", tmp_path / "y.hfc").exit_code == 2
+
+
+def test_encode_with_refinement(run, images, tmp_path, monkeypatch):
+    """--refine reaches the codec's refinement (whose effect tests/test_refine.py measures on the
+    shipped model) for every input, and the file decodes."""
+    from hificodec.codec import Codec
+
+    calls = []
+    original = Codec.refine
+
+    def spy(self, rgb8, y, quality, steps):
+        calls.append(steps)
+        return original(self, rgb8, y, quality, steps)
+
+    monkeypatch.setattr(Codec, "refine", spy)
+    r = run("encode", images / "img0.png", images / "img1.png", "-d", tmp_path, "--model", TINY_VBR, "--refine", "3")
+    assert r.exit_code == 0, r.output
+    assert calls == [3, 3]
+    assert run("decode", tmp_path / "img0.hfc", "-o", tmp_path / "out.png").exit_code == 0
+    assert Image.open(tmp_path / "out.png").size == (30, 20)
+    run("encode", images / "img2.png", "-d", tmp_path, "--model", TINY_VBR)
+    assert calls == [3, 3]  # the default codes E's latent as it is
 
 
 def test_missing_model_exit_code(run, images):

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from . import bitstream, zoo
 from .models import BETA_MAX, HiFiC
+from .tiles import tile_spans
 
 DEFAULT_BETA = BETA_MAX  # a generative codec's point is realism; beta=0 is one flag away
 
@@ -31,14 +32,6 @@ DEFAULT_BETA = BETA_MAX  # a generative codec's point is realism; beta=0 is one 
 TILE = 96
 GENERATOR_MARGIN = 16
 ENCODER_MARGIN = 4
-
-
-def tile_spans(length: int, core: int, margin: int) -> list[tuple[int, int, int, int]]:
-    """Covers [0, length) with cores of at most ``core``; returns (window_start, window_end,
-    core_start, core_end) per tile, the window extending ``margin`` past the core."""
-    count = max(1, -(-length // core))
-    bounds = [round(i * length / count) for i in range(count + 1)]
-    return [(max(0, a - margin), min(length, b + margin), a, b) for a, b in zip(bounds, bounds[1:])]
 
 
 class CodecError(ValueError):
@@ -96,6 +89,7 @@ class Codec:
         layout = torch.channels_last if channels_last else torch.contiguous_format
         model.encoder.to(dev, memory_format=layout)
         model.generator.to(dev, memory_format=layout)
+        model.requires_grad_(False)  # nothing is trained here; refinement differentiates w.r.t. the latent only
         if channels_last:
             model.generator.use_cpu_inference_forms()
         return cls(info, model, dev, layout)
@@ -119,25 +113,44 @@ class Codec:
         return int(round(quality * bitstream.QUALITY_SCALE))
 
     @torch.no_grad()
-    def encode(self, rgb8: np.ndarray, quality: float | None = None) -> bytes:
-        """Encodes at ``quality`` (0 .. rate_levels - 1; default the middle level)."""
+    def encode(self, rgb8: np.ndarray, quality: float | None = None, refine_steps: int = 0) -> bytes:
+        """Encodes at ``quality`` (0 .. rate_levels - 1; default the middle level). With
+        ``refine_steps``, E's latent is refined for this image first (refine.py): a slower
+        encode, better pixels from the same decoder."""
         self.quality_code(quality)  # refuse a bad quality before the expensive part
+        if refine_steps < 0:
+            raise CodecError(f"refine_steps must be >= 0, got {refine_steps}")
         height, width = rgb8.shape[:2]
-        return self.pack(self.analyse(rgb8), width, height, quality)
+        y = self.analyse(rgb8)
+        if refine_steps:
+            y = self.refine(rgb8, y, quality, refine_steps)
+        return self.pack(y, width, height, quality)
 
-    @torch.no_grad()
-    def analyse(self, rgb8: np.ndarray) -> torch.Tensor:
-        """E's latent of an image, before any rate level's gain (the same at every quality)."""
+    def _padded(self, rgb8: np.ndarray) -> torch.Tensor:
         height, width = rgb8.shape[:2]
         if not (1 <= width <= bitstream.MAX_SIDE and 1 <= height <= bitstream.MAX_SIDE):
             raise CodecError(f"image sides must be 1..{bitstream.MAX_SIDE} pixels, got {width}x{height}")
         x = self._to_tensor(rgb8)
         s = HiFiC.stride
-        pad_h, pad_w = (-height) % s, (-width) % s
         # Replicate padding works for any size (reflect needs > pad pixels); cropped on decode.
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        return F.pad(x, (0, (-width) % s, 0, (-height) % s), mode="replicate")
+
+    @torch.no_grad()
+    def analyse(self, rgb8: np.ndarray) -> torch.Tensor:
+        """E's latent of an image, before any rate level's gain (the same at every quality)."""
         # The entropy model keeps the standard layout whatever E ran in (see from_info).
-        return self._encode_tiled(x).contiguous()
+        return self._encode_tiled(self._padded(rgb8)).contiguous()
+
+    def refine(self, rgb8: np.ndarray, y: torch.Tensor, quality: float | None, steps: int) -> torch.Tensor:
+        """``y`` (from ``analyse``) refined for this image at ``quality`` by ``steps`` steps."""
+        from .refine import refine_latent  # the encoder's optional slow path
+
+        quality = self.quality_code(quality) / bitstream.QUALITY_SCALE  # what pack will code
+        height, width = rgb8.shape[:2]
+        with torch.enable_grad():
+            y = refine_latent(self.model, self._padded(rgb8), y.to(self.device), quality, steps, height, width,
+                              self.memory_format)
+        return y.cpu().contiguous()
 
     @torch.no_grad()
     def pack(self, y: torch.Tensor, width: int, height: int, quality: float | None = None) -> bytes:

@@ -76,8 +76,10 @@ def model_config(model: str, quality: float, beta: float, weights: str = "") -> 
     return f"{model}@q{quality:g}@b{beta:g}" + (f"@{weights}" if weights else "")
 
 
-def weights_tag(codec) -> str:
-    return codec.info.digest[:12]
+def weights_tag(codec, refine_steps: int = 0) -> str:
+    """The ``weights`` column: the weights' digest prefix, plus ``+r<steps>`` for files encoded
+    with latent refinement (refine.py), whose rows must not mix with plain encodes."""
+    return codec.info.digest[:12] + (f"+r{refine_steps}" if refine_steps else "")
 
 
 def classical_config(codec: str, target: float) -> str:
@@ -98,9 +100,10 @@ def model_qualities(codec) -> list[float]:
 
 def evaluate_model(codec, images: list[Path], betas: list[float], out_dir: Path | None = None,
                    progress: bool = True, qualities: list[float] | None = None,
-                   features: PatchFeatures | None = None) -> list[dict]:
-    """One row per (quality, image, beta). Rows already in out_dir/per_image.csv are reused if
-    they were measured with the same weights file (its digest is in the ``weights`` column)."""
+                   features: PatchFeatures | None = None, refine_steps: int = 0) -> list[dict]:
+    """One row per (quality, image, beta), each file encoded with ``refine_steps`` of latent
+    refinement. Rows already in out_dir/per_image.csv are reused if they were measured with the
+    same weights file and refinement (both in the ``weights`` column)."""
     from tqdm import tqdm
 
     from . import bitstream
@@ -109,7 +112,7 @@ def evaluate_model(codec, images: list[Path], betas: list[float], out_dir: Path 
     lpips_metric = LPIPSMetric()
     qualities = model_qualities(codec) if qualities is None else qualities
     csv_path = out_dir / "per_image.csv" if out_dir else None
-    name, weights = codec.info.name, weights_tag(codec)
+    name, weights = codec.info.name, weights_tag(codec, refine_steps)
     cached = _read_csv(csv_path) if csv_path else []
     done = {_row_key(r): r for r in cached if r["model"] != name or r.get("weights") == weights}
     rows: list[dict] = []
@@ -125,7 +128,7 @@ def evaluate_model(codec, images: list[Path], betas: list[float], out_dir: Path 
             features.add("original", path.name, original)
         for quality in qualities:
             t0 = time.perf_counter()
-            data = codec.encode(original, quality)
+            data = codec.encode(original, quality, refine_steps)
             encode_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             hfc = bitstream.parse(data)
@@ -436,7 +439,7 @@ def realism_scores(features: PatchFeatures, configs: list[str], images: list[str
 
 
 def make_sheets(codec, images: list[Path], classical_rows: list[dict], codecs: list,
-                out_dir: Path, count: int, quality: float) -> list[Path]:
+                out_dir: Path, count: int, quality: float, refine_steps: int = 0) -> list[Path]:
     """Crop sheets for the first ``count`` images at one model quality:
     original | beta 0 | beta 2.56 | best classical codec at the same bpp | it at twice the bpp."""
     from . import bitstream
@@ -449,7 +452,7 @@ def make_sheets(codec, images: list[Path], classical_rows: list[dict], codecs: l
     sheets = []
     for path in images[:count]:
         original = load_rgb(path).rgb8
-        hfc = bitstream.parse(codec.encode(original, quality))
+        hfc = bitstream.parse(codec.encode(original, quality, refine_steps))
         bpp = 8 * len(hfc.to_bytes()) / (original.shape[0] * original.shape[1])
         y_hat = codec.latent(hfc)
         panels = [("original", original),
@@ -475,7 +478,8 @@ def make_sheets(codec, images: list[Path], classical_rows: list[dict], codecs: l
 def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir: Path, device: str = "cpu",
               codecs: list | None = None, targets: tuple[float, ...] = DEFAULT_TARGETS,
               fid: bool = True, fid_targets: tuple[float, ...] = DEFAULT_FID_TARGETS, progress: bool = True,
-              sheet_count: int = 24, report: Path | None = None, report_notes: str = "") -> dict:
+              sheet_count: int = 24, report: Path | None = None, report_notes: str = "",
+              refine_steps: int = 0) -> dict:
     """Runs the whole benchmark into out_dir: per_image.csv, classical.csv, summary.json,
     plots/, sheets/ and report.md (or ``report``). Returns the summary."""
     from .codec import Codec
@@ -501,8 +505,9 @@ def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir
     loaded = {}
     for name in model_names:
         codec = loaded[name] = Codec.load(name, device)
-        model_rows += evaluate_model(codec, images, betas, out_dir, progress, features=features)
-        model_points += [model_config(name, q, b, weights_tag(codec)) for q in model_qualities(codec) for b in betas]
+        model_rows += evaluate_model(codec, images, betas, out_dir, progress, features=features,
+                                     refine_steps=refine_steps)
+        model_points += [model_config(name, q, b, weights_tag(codec, refine_steps)) for q in model_qualities(codec) for b in betas]
     classical_rows = evaluate_classical(codecs or [], images, list(targets), out_dir, progress, features,
                                         tuple(fid_targets)) if codecs else []
     names = [p.name for p in images]
@@ -510,7 +515,7 @@ def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir
                                                           for t in fid_targets], names) if features else {}
     models = summarize(model_rows)
     for s in models:
-        s.update(realism.get(model_config(s["model"], s["quality"], s["beta"], weights_tag(loaded[s["model"]])), {}))
+        s.update(realism.get(model_config(s["model"], s["quality"], s["beta"], weights_tag(loaded[s["model"]], refine_steps)), {}))
     classical = summarize_classical(classical_rows)
     for s in classical:
         s.update(realism.get(classical_config(s["codec"], s["target"]), {}))
@@ -544,7 +549,7 @@ def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir
         sheet_model = DEFAULT_MODEL if DEFAULT_MODEL in loaded else model_names[0]
         quality = default_quality(loaded[sheet_model].model)
         sheets = make_sheets(loaded[sheet_model], images, classical_rows, codecs or [],
-                             publish, sheet_count, quality)
+                             publish, sheet_count, quality, refine_steps)
         sheet_source = f"{sheet_model} q{quality:g}"
     report_path = report or out_dir / "report.md"
     atomic_write(report_path, ("# hificodec benchmark\n\n" + markdown(summary, plots, sheets, report_path.parent,
