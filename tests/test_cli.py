@@ -101,6 +101,7 @@ def test_usage_errors(run, images, tmp_path):
     assert run("encode").exit_code == 2
     assert run("decode", images / "img0.png", "-o", tmp_path / "out.xyz").exit_code == 2
     assert run("encode", images / "img0.png", "--refine", "-1", "-o", tmp_path / "y.hfc").exit_code == 2
+    assert run("eval", images, "-o", tmp_path / "ev", "--refine", "2", "--card").exit_code == 2
 
 
 def test_encode_with_refinement(run, images, tmp_path, monkeypatch):

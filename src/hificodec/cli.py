@@ -486,6 +486,8 @@ def evaluate(dataset, models, betas, codecs, targets, fid_targets, fid, sheet_co
     from .metric_weights import MetricWeightsMissing
     from .zoo import list_models
 
+    if card and refine_steps:  # a model card states what the weights do with a plain encode
+        raise click.BadParameter("--card takes plain encodes; run without --refine", param_hint="--card")
     beta_list = _float_list(betas, "--betas")
     try:
         codec_list = [] if codecs.strip().lower() == "none" else parse_codecs(codecs)
