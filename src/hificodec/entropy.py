@@ -132,12 +132,8 @@ class HyperpriorLatentModel(nn.Module):
         for the rate loss), and the likelihoods of the rounded values the coder will actually
         code (no gradient; what the rate controller steers, because at low rates the noise
         relaxation overstates the real rate by half or more)."""
-        z = self.hyper_analysis(y)
+        z, z_hat, means, scales = self.side_information(y)
         _, z_likelihoods = self.entropy_bottleneck(z)
-        medians = self.entropy_bottleneck._get_medians()
-        z_hat = round_ste(z - medians) + medians
-        means = self.mean_synthesis(z_hat)
-        scales = self.scale_synthesis(z_hat)
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         y_hat = round_ste(y - means) + means
         with torch.no_grad():
@@ -145,6 +141,14 @@ class HyperpriorLatentModel(nn.Module):
             y_coded = self.gaussian_conditional._likelihood(y_hat, scales, means)
             y_coded = self.gaussian_conditional.likelihood_lower_bound(y_coded)
         return y_hat, {"y": y_likelihoods, "z": z_likelihoods}, {"y": y_coded, "z": z_coded}
+
+    def side_information(self, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """z = h_a(y), z rounded straight-through around the prior's medians, and the means and
+        scales of y predicted from it (differentiable; training and encoder-side refinement)."""
+        z = self.hyper_analysis(y)
+        medians = self.entropy_bottleneck._get_medians()
+        z_hat = round_ste(z - medians) + medians
+        return z, z_hat, self.mean_synthesis(z_hat), self.scale_synthesis(z_hat)
 
     def aux_loss(self) -> torch.Tensor:
         return self.entropy_bottleneck.loss()

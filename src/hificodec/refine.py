@@ -61,14 +61,11 @@ def rate_bits(latent_model, scaled: torch.Tensor, weight: torch.Tensor) -> tuple
     """Differentiable bits of a gain-scaled latent (y and z), counted where ``weight`` is 1, and
     the predicted means of y (``latent_model``: a HyperpriorLatentModel)."""
     bottleneck, conditional = latent_model.entropy_bottleneck, latent_model.gaussian_conditional
-    z = latent_model.hyper_analysis(scaled)
+    z, z_hat, means, scales = latent_model.side_information(scaled)
     channels = z.shape[1]
-    medians = bottleneck._get_medians().reshape(1, channels, 1, 1)
-    z_hat = round_ste(z - medians) + medians
     # EntropyBottleneck's likelihood wants (channels, 1, values).
     z_likelihood = bottleneck._likelihood(z_hat.permute(1, 0, 2, 3).reshape(channels, 1, -1))[0]
     z_weight = F.max_pool2d(weight[:, :1], HiFiC.stride // 16).expand_as(z).permute(1, 0, 2, 3).reshape(channels, 1, -1)
-    means, scales = latent_model.mean_synthesis(z_hat), latent_model.scale_synthesis(z_hat)
     y_likelihood = conditional.likelihood_lower_bound(conditional._likelihood(scaled, scales, means))
     z_bits = -(torch.log2(bottleneck.likelihood_lower_bound(z_likelihood)) * z_weight).sum()
     return z_bits - (torch.log2(y_likelihood) * weight).sum(), means
