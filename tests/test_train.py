@@ -331,3 +331,37 @@ def test_widening_a_run_that_keeps_an_average_widens_the_average_too(tmp_path, p
     assert wide.widened
     for key, value in wide.model.state_dict().items():
         assert torch.equal(value, wide.ema.state_dict()[key]), key
+
+
+def test_encoder_only_training_leaves_the_decoder_untouched(tmp_path, photo_dir):
+    """train_parts = "encoder": E and h_a learn on the beta-0 loss; G, the hyperprior's
+    synthesis, the z prior, the gains and D stay bit-identical, so the decoder is the old one."""
+    trainer = make_trainer(tmp_path, photo_dir, architecture="tiny-vbr", target_bpp=[0.1, 0.2, 0.4],
+                           stage1_steps=0, stage2_steps=30, train_parts="encoder", beta_max_train=0.0,
+                           rate_weights=[0.5, 1.0, 2.0])
+    batch = trainer.sampler.batch(2)  # one batch and fixed lambdas: the loss then falls step by step
+    trainer.sampler.batch = lambda n: batch.clone()
+    model, disc = copy.deepcopy(trainer.model.state_dict()), copy.deepcopy(trainer.disc.state_dict())
+    losses = []
+    for _ in range(30):
+        out = trainer.train_step()
+        trainer.step += 1
+        assert "d_loss" not in out
+        assert out["lambda"] in (0.75, 1.5, 1.25)  # the fixed weights of the two levels in the batch
+        losses.append(out["loss"])
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    after = trainer.model.state_dict()
+    sender = ("encoder.", "latent_model.hyper_analysis.")
+    for name, value in model.items():
+        if not name.startswith(sender):
+            assert torch.equal(value, after[name]), name
+    assert not torch.equal(model["encoder.net.0.weight"], after["encoder.net.0.weight"])
+    assert not all(torch.equal(v, after[k]) for k, v in model.items() if k.startswith(sender[1]))
+    assert all(torch.equal(v, trainer.disc.state_dict()[k]) for k, v in disc.items())
+
+
+@pytest.mark.parametrize("setting, match", [({"train_parts": "generator"}, "train_parts"),
+                                            ({"rate_weights": [1.0, 2.0]}, "rate_weights")])
+def test_bad_encoder_only_settings_are_refused(tmp_path, photo_dir, setting, match):
+    with pytest.raises(ValueError, match=match):
+        make_trainer(tmp_path, photo_dir, **setting)

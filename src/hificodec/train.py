@@ -54,6 +54,10 @@ class TrainConfig:
     lambda_a: float = 8.5
     lambda_b: float = 0.07
     rate_warmup_steps: int = 0
+    # Fixed lambda' per rate level instead of the controller (empty: the controller). For
+    # encoder-only training: there the gains stay put, so the controller's lambda_a, far steeper
+    # than the model's own rate-distortion slope, would only ever cut bits (docs/training.md).
+    rate_weights: list[float] = field(default_factory=list)
     rate_ema: float = 0.0  # smoothing of the per-level bpp the controller compares (0: batch mean)
     # What the controller compares with the target: "noisy" (HiFiC: the relaxed rate the loss
     # uses) or "coded" (the rate of the rounded latents, i.e. the real file size).
@@ -74,6 +78,12 @@ class TrainConfig:
     # run starting from weights without their discriminator would otherwise follow the
     # gradients of an untrained D. Counted in stage2_steps.
     disc_warmup_steps: int = 0
+    # What trains: "all", or "encoder": only the sender's side (E and the hyperprior's analysis
+    # h_a) on the same loss, with G, the hyperprior's synthesis, the z prior, the gains and D
+    # held still and no GAN term (D could only judge a generator that no longer learns). The
+    # decoder is then bit-for-bit the one it started from. Tried once on refinement's beta-0 loss
+    # (beta_max_train = 0, rate_weights): it bought PSNR with realism (docs/training.md).
+    train_parts: str = "all"
     aux_lr: float = 1e-3
     # The factorized prior of z starts wide (CompressAI's init_scale 10); at the main lr it needs
     # far more steps than a CPU run has to narrow, and z then costs most of the rate.
@@ -248,8 +258,12 @@ class Trainer:
 
         self.model = HiFiC(CONFIGS[cfg.architecture]).to(self.device)
         self.disc = Discriminator(CONFIGS[cfg.architecture]).to(self.device)
+        if cfg.train_parts not in ("all", "encoder"):
+            raise ValueError(f"train_parts must be 'all' or 'encoder', not {cfg.train_parts!r}")
         if cfg.rate_measure not in ("noisy", "coded"):
             raise ValueError(f"rate_measure must be 'noisy' or 'coded', not {cfg.rate_measure!r}")
+        if cfg.rate_weights and len(cfg.rate_weights) != self.model.rate_levels:
+            raise ValueError(f"rate_weights needs one value per rate level ({self.model.rate_levels})")
         if len(cfg.targets) != self.model.rate_levels:
             raise ValueError(f"{cfg.architecture} has {self.model.rate_levels} rate levels, "
                              f"the config gives {len(cfg.targets)} target_bpp values")
@@ -286,8 +300,12 @@ class Trainer:
             self.train_encoder = torch.compile(self.model.encoder)
             self.train_generator = torch.compile(self.model.generator)
 
-        params = dict(self.model.named_parameters())
-        aux = [p for n, p in params.items() if n.endswith(".quantiles")]
+        if self.encoder_only:
+            self.model.requires_grad_(False)
+            self.model.encoder.requires_grad_(True)
+            self.model.latent_model.hyper_analysis.requires_grad_(True)
+        aux = [p for n, p in self.model.named_parameters() if n.endswith(".quantiles")]  # unused if encoder-only
+        params = {n: p for n, p in self.model.named_parameters() if p.requires_grad or not self.encoder_only}
         density = [p for n, p in params.items() if ".entropy_bottleneck." in n and not n.endswith(".quantiles")]
         if self.model.rate_levels > 1:
             self.model.log_gain.requires_grad_(False)  # steered by the rate, see gain_control
@@ -329,6 +347,10 @@ class Trainer:
             self.disc.load_state_dict(disc_state)
         self.disc_restored = disc_state is not None
         return model_state if ema_state is not None else None  # widened along with the model
+
+    @property
+    def encoder_only(self) -> bool:
+        return self.cfg.train_parts == "encoder"
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -411,7 +433,7 @@ class Trainer:
         density_group["lr"] = main_group["lr"] * cfg.entropy_lr_factor
         for group in gain_group:
             group["lr"] = main_group["lr"] * cfg.gain_lr_factor
-        gan = self.stage() == 2
+        gan = self.stage() == 2 and not self.encoder_only
         warmup = gan and self.step - cfg.stage1_steps < cfg.disc_warmup_steps
         self.model.train()
 
@@ -436,14 +458,19 @@ class Trainer:
             y_hat = y_hat * inverse_gain  # what G and D see: the same scale at every rate level
             with autocast:
                 x_hat = self.train_generator(y_hat, beta)
-                perceptual = self.lpips(x_hat, x).float()
+                # at beta 0 alone LPIPS has no weight in the loss: only logged, without a backward
+                with torch.set_grad_enabled(torch.is_grad_enabled() and cfg.beta_max_train > 0):
+                    perceptual = self.lpips(x_hat, x).float()
             x_hat = x_hat.float()
             bpp = bits_per_pixel(likelihoods, x.shape[-2] * x.shape[-1])
             coded_bpp = bits_per_pixel(coded_likelihoods, x.shape[-2] * x.shape[-1])
             mse = (x_hat - x).pow(2).flatten(1).mean(1) * 255.0**2
             batch_bpp = float(bpp.detach().mean())
             measured = coded_bpp if cfg.rate_measure == "coded" else bpp
-            rate_weight = self.rate.weights(self.step, measured, levels).to(self.device)
+            rate_weight = self.rate.weights(self.step, measured, levels)  # also tracks the per-level rate
+            if cfg.rate_weights:
+                rate_weight = torch.tensor(cfg.rate_weights)[levels]
+            rate_weight = rate_weight.to(self.device)
             per_example = cfg.mse_weight * mse + rate_weight * bpp + beta * cfg.lpips_weight * perceptual
             g_adv = torch.zeros(())
             if gan:
@@ -484,14 +511,14 @@ class Trainer:
         loss.backward()
         self.opt_g.step()
 
-        if self.model.rate_levels > 1 and cfg.gain_control:
-            self._steer_gains(levels)
-
-        aux_loss = self.model.latent_model.aux_loss()
-        self.opt_aux.zero_grad(set_to_none=True)
-        aux_loss.backward()
-        self.opt_aux.step()
-        out["aux"] = float(aux_loss.detach())
+        if not self.encoder_only:  # the gains and the z prior belong to the decoder too
+            if self.model.rate_levels > 1 and cfg.gain_control:
+                self._steer_gains(levels)
+            aux_loss = self.model.latent_model.aux_loss()
+            self.opt_aux.zero_grad(set_to_none=True)
+            aux_loss.backward()
+            self.opt_aux.step()
+            out["aux"] = float(aux_loss.detach())
         if self.ema is not None:
             self._update_ema()
 
