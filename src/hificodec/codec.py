@@ -178,7 +178,7 @@ class Codec:
         return y_hat * inverse_gain
 
     def _encode_tiled(self, x: torch.Tensor) -> torch.Tensor:
-        s = 16  # encoder stride
+        s = HiFiC.latent_stride
         h, w = x.shape[-2] // s, x.shape[-1] // s
         rows, cols = tile_spans(h, TILE, ENCODER_MARGIN), tile_spans(w, TILE, ENCODER_MARGIN)
         if len(rows) == len(cols) == 1:
@@ -196,7 +196,7 @@ class Codec:
     def generate(self, hfc: bitstream.HfcFile, y_hat: torch.Tensor, beta: float) -> np.ndarray:
         """Pixels from a decoded latent, tile by tile for large images (uint8, H x W x 3)."""
         beta_t = torch.tensor([check_beta(beta)], device=self.device)
-        s = 16
+        s = HiFiC.latent_stride
         out = np.empty((hfc.height, hfc.width, 3), np.uint8)
         for wy0, wy1, cy0, cy1 in tile_spans(y_hat.shape[-2], TILE, GENERATOR_MARGIN):
             for wx0, wx1, cx0, cx1 in tile_spans(y_hat.shape[-1], TILE, GENERATOR_MARGIN):

@@ -132,7 +132,8 @@ class Generator(nn.Module):
 class HiFiC(nn.Module):
     """Encoder + hyperprior + generator. ``stride`` is what input sizes must be padded to."""
 
-    stride = 64  # 16 for y, times 4 for z
+    latent_stride = 16  # image pixels per latent (y) pixel
+    stride = 64  # latent_stride, times 4 for z
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()

@@ -53,7 +53,7 @@ def rate_weight(quality: float, levels: int) -> float:
 
 
 def _aligned_spans(length: int) -> list[tuple[int, int, int, int]]:
-    step = HiFiC.stride // 16  # side-latent stride in latent pixels
+    step = HiFiC.stride // HiFiC.latent_stride  # side-latent stride in latent pixels
     return [tuple(v * step for v in span) for span in tile_spans(length // step, TILE // step, MARGIN // step)]
 
 
@@ -65,7 +65,8 @@ def rate_bits(latent_model, scaled: torch.Tensor, weight: torch.Tensor) -> tuple
     channels = z.shape[1]
     # EntropyBottleneck's likelihood wants (channels, 1, values).
     z_likelihood = bottleneck._likelihood(z_hat.permute(1, 0, 2, 3).reshape(channels, 1, -1))[0]
-    z_weight = F.max_pool2d(weight[:, :1], HiFiC.stride // 16).expand_as(z).permute(1, 0, 2, 3).reshape(channels, 1, -1)
+    cell = HiFiC.stride // HiFiC.latent_stride  # latent pixels per side-latent pixel
+    z_weight = F.max_pool2d(weight[:, :1], cell).expand_as(z).permute(1, 0, 2, 3).reshape(channels, 1, -1)
     y_likelihood = conditional.likelihood_lower_bound(conditional._likelihood(scaled, scales, means))
     z_bits = -(torch.log2(bottleneck.likelihood_lower_bound(z_likelihood)) * z_weight).sum()
     return z_bits - (torch.log2(y_likelihood) * weight).sum(), means
@@ -77,7 +78,7 @@ def refine_latent(model: HiFiC, x: torch.Tensor, y: torch.Tensor, quality: float
     """E's latent ``y`` of the padded image ``x`` (1, 3, H, W) in [0, 1], refined by ``steps``
     Adam steps for ``quality``; ``height`` x ``width`` is the image without its padding, and
     ``memory_format`` the layout the generator's weights are in."""
-    s = 16  # latent pixels to image pixels
+    s = HiFiC.latent_stride
     gain, inverse_gain = (g.to(x.device) for g in model.gains(torch.tensor([float(quality)])))
     # The coding copy of the entropy model stays on the CPU (entropy.py); this one follows x.
     latent_model = model.latent_model if x.device.type == "cpu" else copy.deepcopy(model.latent_model).to(x.device)

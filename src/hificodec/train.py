@@ -305,7 +305,7 @@ class Trainer:
             self.model.encoder.requires_grad_(True)
             self.model.latent_model.hyper_analysis.requires_grad_(True)
         aux = [p for n, p in self.model.named_parameters() if n.endswith(".quantiles")]  # unused if encoder-only
-        params = {n: p for n, p in self.model.named_parameters() if p.requires_grad or not self.encoder_only}
+        params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}  # all, unless encoder-only
         density = [p for n, p in params.items() if ".entropy_bottleneck." in n and not n.endswith(".quantiles")]
         if self.model.rate_levels > 1:
             self.model.log_gain.requires_grad_(False)  # steered by the rate, see gain_control
