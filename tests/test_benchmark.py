@@ -162,8 +162,12 @@ def test_eval_end_to_end_and_resume(tmp_path, tiny_weights_dir, monkeypatch, pho
     Image.fromarray(photo[:256, :384]).save(data / "a.png")
     Image.fromarray(random_image(260, 300, seed=2)).save(data / "b.png")
     out = tmp_path / "out"
+    encodes = []
+    encode = Codec.encode
+    monkeypatch.setattr(Codec, "encode", lambda self, *a, **k: encodes.append(a) or encode(self, *a, **k))
     summary = eval_main(data, [TINY], [0.0, 2.56], out, "cpu", parse_codecs("jpeg,webp"), (0.1, 0.3, 1.0, 3.0),
                         True, (0.3,), progress=False, sheet_count=1)
+    assert len(encodes) == 2  # one file per image: the sheet reuses a.png's
     assert {(m["quality"], m["beta"]) for m in summary["models"]} == {(0.0, 0.0), (0.0, 2.56)}
     assert all("fid" in m for m in summary["models"])
     assert {c["codec"] for c in summary["classical"]} == {"jpeg", "webp"}

@@ -100,10 +100,12 @@ def model_qualities(codec) -> list[float]:
 
 def evaluate_model(codec, images: list[Path], betas: list[float], out_dir: Path | None = None,
                    progress: bool = True, qualities: list[float] | None = None,
-                   features: PatchFeatures | None = None, refine_steps: int = 0) -> list[dict]:
+                   features: PatchFeatures | None = None, refine_steps: int = 0,
+                   encoded: dict | None = None) -> list[dict]:
     """One row per (quality, image, beta), each file encoded with ``refine_steps`` of latent
     refinement. Rows already in out_dir/per_image.csv are reused if they were measured with the
-    same weights file and refinement (both in the ``weights`` column)."""
+    same weights file and refinement (both in the ``weights`` column). Each file it encodes is
+    also kept in ``encoded`` under (image name, quality), for make_sheets."""
     from tqdm import tqdm
 
     from . import bitstream
@@ -130,6 +132,8 @@ def evaluate_model(codec, images: list[Path], betas: list[float], out_dir: Path 
             t0 = time.perf_counter()
             data = codec.encode(original, quality, refine_steps)
             encode_s = time.perf_counter() - t0
+            if encoded is not None:
+                encoded[(path.name, float(quality))] = data
             t0 = time.perf_counter()
             hfc = bitstream.parse(data)
             y_hat = codec.latent(hfc)  # entropy-decoded once; every beta reuses it
@@ -439,9 +443,11 @@ def realism_scores(features: PatchFeatures, configs: list[str], images: list[str
 
 
 def make_sheets(codec, images: list[Path], classical_rows: list[dict], codecs: list,
-                out_dir: Path, count: int, quality: float, refine_steps: int = 0) -> list[Path]:
+                out_dir: Path, count: int, quality: float, refine_steps: int = 0,
+                encoded: dict | None = None) -> list[Path]:
     """Crop sheets for the first ``count`` images at one model quality:
-    original | beta 0 | beta 2.56 | best classical codec at the same bpp | it at twice the bpp."""
+    original | beta 0 | beta 2.56 | best classical codec at the same bpp | it at twice the bpp.
+    Files evaluate_model already made (``encoded``) are reused: a refined encode costs a minute."""
     from . import bitstream
     from .classical import interpolate_log_bpp, match_bpp
     from .images import load_rgb
@@ -452,7 +458,8 @@ def make_sheets(codec, images: list[Path], classical_rows: list[dict], codecs: l
     sheets = []
     for path in images[:count]:
         original = load_rgb(path).rgb8
-        hfc = bitstream.parse(codec.encode(original, quality, refine_steps))
+        data = (encoded or {}).get((path.name, float(quality))) or codec.encode(original, quality, refine_steps)
+        hfc = bitstream.parse(data)
         bpp = 8 * len(hfc.to_bytes()) / (original.shape[0] * original.shape[1])
         y_hat = codec.latent(hfc)
         panels = [("original", original),
@@ -503,10 +510,11 @@ def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir
     model_rows: list[dict] = []
     model_points: list[str] = []
     loaded = {}
+    encoded: dict[str, dict] = {}  # model -> the files evaluate_model made, for the sheets
     for name in model_names:
         codec = loaded[name] = Codec.load(name, device)
         model_rows += evaluate_model(codec, images, betas, out_dir, progress, features=features,
-                                     refine_steps=refine_steps)
+                                     refine_steps=refine_steps, encoded=encoded.setdefault(name, {}))
         model_points += [model_config(name, q, b, weights_tag(codec, refine_steps)) for q in model_qualities(codec) for b in betas]
     classical_rows = evaluate_classical(codecs or [], images, list(targets), out_dir, progress, features,
                                         tuple(fid_targets)) if codecs else []
@@ -549,7 +557,7 @@ def eval_main(dataset: Path, model_names: list[str], betas: list[float], out_dir
         sheet_model = DEFAULT_MODEL if DEFAULT_MODEL in loaded else model_names[0]
         quality = default_quality(loaded[sheet_model].model)
         sheets = make_sheets(loaded[sheet_model], images, classical_rows, codecs or [],
-                             publish, sheet_count, quality, refine_steps)
+                             publish, sheet_count, quality, refine_steps, encoded.get(sheet_model))
         sheet_source = f"{sheet_model} q{quality:g}"
     report_path = report or out_dir / "report.md"
     atomic_write(report_path, ("# hificodec benchmark\n\n" + markdown(summary, plots, sheets, report_path.parent,
