@@ -460,7 +460,7 @@ def make_sheets(codec, images: list[Path], classical_rows: list[dict], codecs: l
         original = load_rgb(path).rgb8
         data = (encoded or {}).get((path.name, float(quality))) or codec.encode(original, quality, refine_steps)
         hfc = bitstream.parse(data)
-        bpp = 8 * len(hfc.to_bytes()) / (original.shape[0] * original.shape[1])
+        bpp = 8 * len(data) / (original.shape[0] * original.shape[1])
         y_hat = codec.latent(hfc)
         panels = [("original", original),
                   (f"hfc beta 0, {bpp:.3f} bpp", codec.generate(hfc, y_hat, 0.0)),

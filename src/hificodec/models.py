@@ -133,7 +133,7 @@ class HiFiC(nn.Module):
     """Encoder + hyperprior + generator. ``stride`` is what input sizes must be padded to."""
 
     latent_stride = 16  # image pixels per latent (y) pixel
-    stride = 64  # latent_stride, times 4 for z
+    stride = latent_stride * HyperpriorLatentModel.stride  # image pixels per side-latent (z) pixel
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()

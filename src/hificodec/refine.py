@@ -24,7 +24,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .entropy import round_ste
+from .entropy import HyperpriorLatentModel, round_ste
 from .models import HiFiC
 from .tiles import tile_spans
 
@@ -53,7 +53,7 @@ def rate_weight(quality: float, levels: int) -> float:
 
 
 def _aligned_spans(length: int) -> list[tuple[int, int, int, int]]:
-    step = HiFiC.stride // HiFiC.latent_stride  # side-latent stride in latent pixels
+    step = HyperpriorLatentModel.stride  # side-latent stride in latent pixels
     return [tuple(v * step for v in span) for span in tile_spans(length // step, TILE // step, MARGIN // step)]
 
 
@@ -65,8 +65,7 @@ def rate_bits(latent_model, scaled: torch.Tensor, weight: torch.Tensor) -> tuple
     channels = z.shape[1]
     # EntropyBottleneck's likelihood wants (channels, 1, values).
     z_likelihood = bottleneck._likelihood(z_hat.permute(1, 0, 2, 3).reshape(channels, 1, -1))[0]
-    cell = HiFiC.stride // HiFiC.latent_stride  # latent pixels per side-latent pixel
-    z_weight = F.max_pool2d(weight[:, :1], cell).expand_as(z).permute(1, 0, 2, 3).reshape(channels, 1, -1)
+    z_weight = F.max_pool2d(weight[:, :1], latent_model.stride).expand_as(z).permute(1, 0, 2, 3).reshape(channels, 1, -1)
     y_likelihood = conditional.likelihood_lower_bound(conditional._likelihood(scaled, scales, means))
     z_bits = -(torch.log2(bottleneck.likelihood_lower_bound(z_likelihood)) * z_weight).sum()
     return z_bits - (torch.log2(y_likelihood) * weight).sum(), means
