@@ -360,6 +360,40 @@ def test_encoder_only_training_leaves_the_decoder_untouched(tmp_path, photo_dir)
     assert all(torch.equal(v, trainer.disc.state_dict()[k]) for k, v in disc.items())
 
 
+def test_encoder_only_training_keeps_the_realism_terms_with_d_frozen(tmp_path, photo_dir):
+    """With beta > 0, an encoder-only run keeps LPIPS and the GAN term, judged by the source's
+    trained D, which stays bit-identical like the decoder; the GAN term reaches E."""
+    source = make_trainer(tmp_path / "source", photo_dir, architecture="tiny-vbr", target_bpp=[0.1, 0.2, 0.4])
+    source.run(progress=False)
+
+    def encoder_after_one_step(run, gan_weight):
+        trainer = make_trainer(tmp_path / run, photo_dir, architecture="tiny-vbr", target_bpp=[0.1, 0.2, 0.4],
+                               stage1_steps=0, stage2_steps=5, train_parts="encoder", beta_max_train=5.12,
+                               rate_weights=[0.5, 1.0, 2.0], gan_weight=gan_weight,
+                               init_from=str(source.checkpoint_path))
+        assert trainer.disc_restored
+        model, disc = copy.deepcopy(trainer.model.state_dict()), copy.deepcopy(trainer.disc.state_dict())
+        out = trainer.train_step()
+        assert "g_adv" in out and "d_loss" not in out
+        after = trainer.model.state_dict()
+        for name, value in model.items():
+            if not name.startswith(("encoder.", "latent_model.hyper_analysis.")):
+                assert torch.equal(value, after[name]), name
+        assert all(torch.equal(v, trainer.disc.state_dict()[k]) for k, v in disc.items())
+        assert not torch.equal(model["encoder.net.0.weight"], after["encoder.net.0.weight"])
+        return after["encoder.net.0.weight"]
+
+    with_gan = encoder_after_one_step("with-gan", 0.25)
+    without_gan = encoder_after_one_step("without-gan", 0.0)  # same seed and batch: only the GAN term differs
+    assert not torch.equal(with_gan, without_gan)
+
+
+def test_encoder_only_training_with_realism_terms_needs_a_trained_discriminator(tmp_path, photo_dir):
+    with pytest.raises(ValueError, match="discriminator"):
+        make_trainer(tmp_path, photo_dir, architecture="tiny-vbr", target_bpp=[0.1, 0.2, 0.4],
+                     stage1_steps=0, train_parts="encoder", beta_max_train=5.12)
+
+
 @pytest.mark.parametrize("setting, match", [({"train_parts": "generator"}, "train_parts"),
                                             ({"rate_weights": [1.0, 2.0]}, "rate_weights")])
 def test_bad_encoder_only_settings_are_refused(tmp_path, photo_dir, setting, match):

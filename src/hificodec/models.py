@@ -78,6 +78,11 @@ CONFIGS["tiny-vbr"] = replace(CONFIGS["tiny"], rate_levels=3)
 # the encoder's first layer): started from hific-cpu-vbr's weights by widen.py; what the shipped
 # hific-cpu-vbr weights use since phases H and I. 1.14x the training step time (docs/training.md).
 CONFIGS["hific-cpu-vbr-wide"] = replace(CONFIGS["hific-cpu-vbr"], channels=(48, 48, 96, 192, 256))
+# hific-cpu-vbr-wide with twice the channels at 1/2, 1/4 and 1/8 resolution (the upsampling path
+# where texture is drawn), started from phase T's weights by widen.py. No shipped weights use it:
+# phases V and W (12000 steps) measured as phase T does (docs/training.md). 1.12x the training
+# step, 1.8x the generator's time on a Kodak-size latent.
+CONFIGS["hific-cpu-vbr-wide2"] = replace(CONFIGS["hific-cpu-vbr"], channels=(48, 96, 192, 384, 256))
 # tiny-vbr with twice the channels at full and half resolution: tests of widen.py.
 CONFIGS["tiny-vbr-wide"] = replace(CONFIGS["tiny-vbr"], channels=(8, 16, 8, 16, 16))
 

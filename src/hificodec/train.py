@@ -80,9 +80,11 @@ class TrainConfig:
     disc_warmup_steps: int = 0
     # What trains: "all", or "encoder": only the sender's side (E and the hyperprior's analysis
     # h_a) on the same loss, with G, the hyperprior's synthesis, the z prior, the gains and D
-    # held still and no GAN term (D could only judge a generator that no longer learns). The
-    # decoder is then bit-for-bit the one it started from. Tried once on refinement's beta-0 loss
-    # (beta_max_train = 0, rate_weights): it bought PSNR with realism (docs/training.md).
+    # held still. The decoder is then bit-for-bit the one it started from. With beta > 0 in
+    # training the loss keeps its realism terms: LPIPS, and the GAN judged by the trained D,
+    # frozen (it must come with init_from), which then asks which latents make G's output look
+    # real. Tried once on refinement's beta-0 loss alone (beta_max_train = 0, rate_weights): it
+    # bought PSNR with realism (docs/training.md).
     train_parts: str = "all"
     aux_lr: float = 1e-3
     # The factorized prior of z starts wide (CompressAI's init_scale 10); at the main lr it needs
@@ -300,8 +302,13 @@ class Trainer:
             self.train_encoder = torch.compile(self.model.encoder)
             self.train_generator = torch.compile(self.model.generator)
 
+        if self.encoder_only and cfg.beta_max_train > 0 and cfg.stage2_steps and not self.disc_restored:
+            raise ValueError("train_parts = 'encoder' with beta_max_train > 0 keeps the GAN term, judged by "
+                             "the discriminator the weights were trained with: init_from must bring one")
         if self.encoder_only:
             self.model.requires_grad_(False)
+            self.disc.requires_grad_(False)
+            self.disc.eval()  # in train mode each forward would advance spectral norm's power iteration
             self.model.encoder.requires_grad_(True)
             self.model.latent_model.hyper_analysis.requires_grad_(True)
         aux = [p for n, p in self.model.named_parameters() if n.endswith(".quantiles")]  # unused if encoder-only
@@ -433,8 +440,10 @@ class Trainer:
         density_group["lr"] = main_group["lr"] * cfg.entropy_lr_factor
         for group in gain_group:
             group["lr"] = main_group["lr"] * cfg.gain_lr_factor
-        gan = self.stage() == 2 and not self.encoder_only
-        warmup = gan and self.step - cfg.stage1_steps < cfg.disc_warmup_steps
+        # the GAN term; an encoder-only run keeps it (D frozen) unless beta is always 0
+        gan = self.stage() == 2 and (not self.encoder_only or cfg.beta_max_train > 0)
+        train_disc = gan and not self.encoder_only
+        warmup = train_disc and self.step - cfg.stage1_steps < cfg.disc_warmup_steps
         self.model.train()
 
         x = self.sampler.batch(cfg.batch_size).to(self.device)
@@ -479,7 +488,7 @@ class Trainer:
                     fake_logits = self.disc(x_hat, y_hat.detach())
                 g_adv = generator_gan_loss(fake_logits.float())
                 per_example = per_example + beta * cfg.gan_weight * g_adv
-                self.disc.requires_grad_(True)
+                self.disc.requires_grad_(not self.encoder_only)
             loss = per_example.mean()
             out = {"bpp": batch_bpp, "coded_bpp": float(coded_bpp.mean()), "psnr": float(10 * torch.log10(255.0**2 / mse.detach().mean())),
                    "lpips": float(perceptual.detach().mean()), "loss": float(loss.detach()), "lambda": float(rate_weight.mean())}
@@ -494,6 +503,8 @@ class Trainer:
             self._update_generator(loss, levels, out)
 
         if gan:
+            out["g_adv"] = float(g_adv.detach().mean())
+        if train_disc:
             with autocast:
                 real_logits = self.disc(x, y_hat.detach())
                 fake_logits = self.disc(x_hat.detach(), y_hat.detach())
@@ -501,7 +512,6 @@ class Trainer:
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
-            out["g_adv"] = float(g_adv.detach().mean())
             out["d_loss"] = float(d_loss.detach())
         return out
 
