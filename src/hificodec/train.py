@@ -302,7 +302,7 @@ class Trainer:
             self.train_encoder = torch.compile(self.model.encoder)
             self.train_generator = torch.compile(self.model.generator)
 
-        if self.encoder_only and cfg.beta_max_train > 0 and cfg.stage2_steps and not self.disc_restored:
+        if self.encoder_only and self.gan_term and cfg.stage2_steps and not self.disc_restored:
             raise ValueError("train_parts = 'encoder' with beta_max_train > 0 keeps the GAN term, judged by "
                              "the discriminator the weights were trained with: init_from must bring one")
         if self.encoder_only:
@@ -358,6 +358,12 @@ class Trainer:
     @property
     def encoder_only(self) -> bool:
         return self.cfg.train_parts == "encoder"
+
+    @property
+    def gan_term(self) -> bool:
+        """Whether stage 2's loss has the GAN term: always, but for an encoder-only run (D frozen)
+        that trains at beta 0 alone, where the term would weigh nothing."""
+        return not self.encoder_only or self.cfg.beta_max_train > 0
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -440,8 +446,7 @@ class Trainer:
         density_group["lr"] = main_group["lr"] * cfg.entropy_lr_factor
         for group in gain_group:
             group["lr"] = main_group["lr"] * cfg.gain_lr_factor
-        # the GAN term; an encoder-only run keeps it (D frozen) unless beta is always 0
-        gan = self.stage() == 2 and (not self.encoder_only or cfg.beta_max_train > 0)
+        gan = self.stage() == 2 and self.gan_term
         train_disc = gan and not self.encoder_only
         warmup = train_disc and self.step - cfg.stage1_steps < cfg.disc_warmup_steps
         self.model.train()
