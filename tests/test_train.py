@@ -1,6 +1,7 @@
 """Training on tiny synthetic images: losses fall, checkpoints resume exactly, export works."""
 
 import copy
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from PIL import Image
 
 from conftest import random_image
 from hificodec.data import PhotoFolder
+from hificodec.losses import RateController
 from hificodec.train import TrainConfig, Trainer, export_main
 
 
@@ -125,7 +127,9 @@ def test_loss_decreases_in_both_stages(tmp_path, photo_dir):
 
 
 @pytest.mark.parametrize("variant", [{}, {"architecture": "tiny-vbr", "target_bpp": [0.1, 0.2, 0.4], "rate_ema": 0.9},
-                                     {"ema_decay": 0.5}, {"compile": True, "channels_last": True}])
+                                     {"ema_decay": 0.5}, {"compile": True, "channels_last": True},
+                                     {"architecture": "tiny-vbr", "target_bpp": [0.1, 0.2, 0.4],
+                                      "rate_weights": [0.5, 1.0, 2.0], "rate_weight_control": 0.05}])
 def test_resume_continues_identically(tmp_path, photo_dir, variant):
     a = make_trainer(tmp_path / "a", photo_dir, **variant)
     for _ in range(4):  # into stage 2, so D and its optimizer state matter too
@@ -395,7 +399,25 @@ def test_encoder_only_training_with_realism_terms_needs_a_trained_discriminator(
 
 
 @pytest.mark.parametrize("setting, match", [({"train_parts": "generator"}, "train_parts"),
-                                            ({"rate_weights": [1.0, 2.0]}, "rate_weights")])
+                                            ({"rate_weights": [1.0, 2.0]}, "rate_weights"),
+                                            ({"rate_weight_control": 0.01}, "rate_weight_control")])
 def test_bad_encoder_only_settings_are_refused(tmp_path, photo_dir, setting, match):
     with pytest.raises(ValueError, match=match):
         make_trainer(tmp_path, photo_dir, **setting)
+
+
+def test_steered_rate_weights_move_toward_the_target_rates():
+    """Above its target a level's lambda' grows, below it shrinks; a step moves it by at most ~5%;
+    the state round-trips through a checkpoint."""
+    rate = RateController([0.1, 0.4], lambda_a=8.5, lambda_b=0.07, fixed=[1.0, 1.0], fixed_control=0.1)
+    levels = torch.tensor([0, 1])
+    for _ in range(20):
+        weights = rate.weights(0, torch.tensor([0.2, 0.2]), levels)
+    assert rate.fixed[0] > 1.5 and rate.fixed[1] < 0.7
+    assert torch.allclose(weights, torch.tensor(rate.fixed))
+    assert rate.fixed[0] <= math.exp(0.05 * 20) + 1e-9  # each step at most x e^0.05
+    restored = RateController([0.1, 0.4], 8.5, 0.07, fixed=[1.0, 1.0], fixed_control=0.1)
+    restored.load_state_dict(rate.state_dict())
+    assert restored.fixed == rate.fixed and restored.smoothed == rate.smoothed
+    held = RateController([0.1, 0.4], 8.5, 0.07, fixed=[1.0, 3.0])  # no control: as given
+    assert held.weights(0, torch.tensor([0.2, 0.2]), levels).tolist() == [1.0, 3.0]

@@ -6,7 +6,10 @@ The generator loss follows the multi-realism paper (Eq. 4) with HiFiC's rate con
 
 with beta drawn per example. lambda' switches between lambda_a (batch bpp above the target)
 and lambda_b (below), so a model settles near its target rate without a lambda sweep. A
-variable-rate model has one target and one controller state per rate level.
+variable-rate model has one target and one controller state per rate level. Where the
+two-level switch is far too coarse (encoder-only training, whose rate-distortion slope is far
+below lambda_a), lambda' is instead one value per level, optionally steered smoothly to the
+target.
 """
 
 from __future__ import annotations
@@ -33,7 +36,11 @@ class RateController:
     Each level compares the bpp of its examples with its own target: the batch mean when
     ``ema`` is 0 (HiFiC), or an exponential moving average over batches (a variable-rate batch
     holds only a few examples per level, too few for a steady switch). During warm-up lambda
-    is scaled up and the targets relaxed."""
+    is scaled up and the targets relaxed.
+
+    With ``fixed`` (one lambda per level) the switch is off and each level's lambda is its
+    own; ``fixed_control`` > 0 then steers it multiplicatively, every step, toward the rate
+    that meets the target: log lambda += fixed_control * log(smoothed bpp / target)."""
 
     targets: list[float]
     lambda_a: float
@@ -42,10 +49,14 @@ class RateController:
     ema: float = 0.0
     warmup_lambda_factor: float = 2.0
     warmup_target_factor: float = 0.20 / 0.14
+    fixed: list[float] | None = None
+    fixed_control: float = 0.0
 
     def __post_init__(self):
         self.targets = [float(t) for t in self.targets]
         self.smoothed: list[float | None] = [None] * len(self.targets)
+        if self.fixed is not None:
+            self.fixed = [float(v) for v in self.fixed]
 
     def target(self, step: int, level: int = 0) -> float:
         return self.targets[level] * (self.warmup_target_factor if step < self.warmup_steps else 1.0)
@@ -62,15 +73,23 @@ class RateController:
             previous = self.smoothed[level]
             smoothed = mean if previous is None else self.ema * previous + (1 - self.ema) * mean
             self.smoothed[level] = smoothed
-            lam = self.lambda_a if smoothed > self.target(step, level) else self.lambda_b
+            if self.fixed is None:
+                lam = self.lambda_a if smoothed > self.target(step, level) else self.lambda_b
+            else:
+                if self.fixed_control:  # at most ~5% a step: one odd batch moves it little
+                    nudge = self.fixed_control * math.log(max(smoothed, 1e-6) / self.target(step, level))
+                    self.fixed[level] *= math.exp(max(-0.05, min(0.05, nudge)))
+                lam = self.fixed[level]
             out[mask] = lam * scale
         return out
 
     def state_dict(self) -> dict:
-        return {"smoothed": list(self.smoothed)}
+        return {"smoothed": list(self.smoothed), "fixed": None if self.fixed is None else list(self.fixed)}
 
     def load_state_dict(self, state: dict) -> None:
         self.smoothed = list(state["smoothed"])
+        if state.get("fixed") is not None:  # checkpoints before the steered lambda have none
+            self.fixed = list(state["fixed"])
 
 
 class LPIPSLoss(torch.nn.Module):

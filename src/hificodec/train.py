@@ -58,6 +58,9 @@ class TrainConfig:
     # encoder-only training: there the gains stay put, so the controller's lambda_a, far steeper
     # than the model's own rate-distortion slope, would only ever cut bits (docs/training.md).
     rate_weights: list[float] = field(default_factory=list)
+    # With rate_weights: each step, log lambda'[level] += rate_weight_control * log(smoothed
+    # bpp / target), so the run holds its target rates (0: lambda' stays as given).
+    rate_weight_control: float = 0.0
     rate_ema: float = 0.0  # smoothing of the per-level bpp the controller compares (0: batch mean)
     # What the controller compares with the target: "noisy" (HiFiC: the relaxed rate the loss
     # uses) or "coded" (the rate of the rounded latents, i.e. the real file size).
@@ -266,6 +269,8 @@ class Trainer:
             raise ValueError(f"rate_measure must be 'noisy' or 'coded', not {cfg.rate_measure!r}")
         if cfg.rate_weights and len(cfg.rate_weights) != self.model.rate_levels:
             raise ValueError(f"rate_weights needs one value per rate level ({self.model.rate_levels})")
+        if cfg.rate_weight_control and not cfg.rate_weights:
+            raise ValueError("rate_weight_control steers rate_weights: give their starting values")
         if len(cfg.targets) != self.model.rate_levels:
             raise ValueError(f"{cfg.architecture} has {self.model.rate_levels} rate levels, "
                              f"the config gives {len(cfg.targets)} target_bpp values")
@@ -322,7 +327,8 @@ class Trainer:
         self.opt_g = torch.optim.Adam(groups, lr=cfg.lr)
         self.opt_aux = torch.optim.Adam(aux, lr=cfg.aux_lr)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.999))
-        self.rate = RateController(cfg.targets, cfg.lambda_a, cfg.lambda_b, cfg.rate_warmup_steps, cfg.rate_ema)
+        self.rate = RateController(cfg.targets, cfg.lambda_a, cfg.lambda_b, cfg.rate_warmup_steps, cfg.rate_ema,
+                                   fixed=cfg.rate_weights or None, fixed_control=cfg.rate_weight_control)
         self.beta_generator = torch.Generator().manual_seed(cfg.seed + 1)
         self.step = 0
         self.train_seconds = 0.0
@@ -481,10 +487,7 @@ class Trainer:
             mse = (x_hat - x).pow(2).flatten(1).mean(1) * 255.0**2
             batch_bpp = float(bpp.detach().mean())
             measured = coded_bpp if cfg.rate_measure == "coded" else bpp
-            rate_weight = self.rate.weights(self.step, measured, levels)  # also tracks the per-level rate
-            if cfg.rate_weights:
-                rate_weight = torch.tensor(cfg.rate_weights)[levels]
-            rate_weight = rate_weight.to(self.device)
+            rate_weight = self.rate.weights(self.step, measured, levels).to(self.device)
             per_example = cfg.mse_weight * mse + rate_weight * bpp + beta * cfg.lpips_weight * perceptual
             g_adv = torch.zeros(())
             if gan:
@@ -500,6 +503,8 @@ class Trainer:
             if self.model.rate_levels > 1:
                 for level in levels.unique().tolist():  # a small batch may miss a level
                     out[f"bpp_q{level}"] = float(measured.detach()[levels == level].mean())
+                    if cfg.rate_weight_control:
+                        out[f"lambda_q{level}"] = self.rate.fixed[level]
         if not torch.isfinite(loss):
             out["skipped"] = 1  # never let one bad batch poison the weights
             return out
