@@ -407,17 +407,21 @@ def test_bad_encoder_only_settings_are_refused(tmp_path, photo_dir, setting, mat
 
 
 def test_steered_rate_weights_move_toward_the_target_rates():
-    """Above its target a level's lambda' grows, below it shrinks; a step moves it by at most ~5%;
-    the state round-trips through a checkpoint."""
-    rate = RateController([0.1, 0.4], lambda_a=8.5, lambda_b=0.07, fixed=[1.0, 1.0], fixed_control=0.1)
+    """Rates above their targets scale every level's lambda' up by one common factor (their
+    ratios stay), below scale it down; a step moves it by at most ~5%; the state round-trips
+    through a checkpoint."""
     levels = torch.tensor([0, 1])
+    rate = RateController([0.1, 0.4], lambda_a=8.5, lambda_b=0.07, fixed=[2.0, 1.0], fixed_control=0.1)
     for _ in range(20):
-        weights = rate.weights(0, torch.tensor([0.2, 0.2]), levels)
-    assert rate.fixed[0] > 1.5 and rate.fixed[1] < 0.7
+        weights = rate.weights(0, torch.tensor([0.2, 0.6]), levels)  # both above their targets
+    assert rate.fixed[0] > 3.0 and rate.fixed[0] / rate.fixed[1] == pytest.approx(2.0)
     assert torch.allclose(weights, torch.tensor(rate.fixed))
-    assert rate.fixed[0] <= math.exp(0.05 * 20) + 1e-9  # each step at most x e^0.05
-    restored = RateController([0.1, 0.4], 8.5, 0.07, fixed=[1.0, 1.0], fixed_control=0.1)
+    assert rate.fixed[0] <= 2.0 * math.exp(0.05 * 20) + 1e-9  # each step at most x e^0.05
+    restored = RateController([0.1, 0.4], 8.5, 0.07, fixed=[2.0, 1.0], fixed_control=0.1)
     restored.load_state_dict(rate.state_dict())
     assert restored.fixed == rate.fixed and restored.smoothed == rate.smoothed
+    for _ in range(40):
+        rate.weights(0, torch.tensor([0.05, 0.3]), levels)  # both below
+    assert rate.fixed[0] < 2.0 and rate.fixed[0] / rate.fixed[1] == pytest.approx(2.0)
     held = RateController([0.1, 0.4], 8.5, 0.07, fixed=[1.0, 3.0])  # no control: as given
     assert held.weights(0, torch.tensor([0.2, 0.2]), levels).tolist() == [1.0, 3.0]

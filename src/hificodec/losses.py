@@ -39,8 +39,9 @@ class RateController:
     is scaled up and the targets relaxed.
 
     With ``fixed`` (one lambda per level) the switch is off and each level's lambda is its
-    own; ``fixed_control`` > 0 then steers it multiplicatively, every step, toward the rate
-    that meets the target: log lambda += fixed_control * log(smoothed bpp / target)."""
+    own; ``fixed_control`` > 0 then scales them all by one factor, every step, toward the
+    rates that meet the targets: log factor = fixed_control * mean over levels of
+    log(smoothed bpp / target)."""
 
     targets: list[float]
     lambda_a: float
@@ -66,22 +67,31 @@ class RateController:
         bpp = bpp.detach().float().cpu()
         levels = levels.cpu()
         scale = self.warmup_lambda_factor if step < self.warmup_steps else 1.0
-        out = torch.empty_like(bpp)
-        for level in levels.unique().tolist():
-            mask = levels == level
-            mean = float(bpp[mask].mean())
+        present = levels.unique().tolist()
+        for level in present:
+            mean = float(bpp[levels == level].mean())
             previous = self.smoothed[level]
-            smoothed = mean if previous is None else self.ema * previous + (1 - self.ema) * mean
-            self.smoothed[level] = smoothed
+            self.smoothed[level] = mean if previous is None else self.ema * previous + (1 - self.ema) * mean
+        if self.fixed is not None and self.fixed_control:
+            self._steer_fixed(step)
+        out = torch.empty_like(bpp)
+        for level in present:
             if self.fixed is None:
-                lam = self.lambda_a if smoothed > self.target(step, level) else self.lambda_b
+                lam = self.lambda_a if self.smoothed[level] > self.target(step, level) else self.lambda_b
             else:
-                if self.fixed_control:  # at most ~5% a step: one odd batch moves it little
-                    nudge = self.fixed_control * math.log(max(smoothed, 1e-6) / self.target(step, level))
-                    self.fixed[level] *= math.exp(max(-0.05, min(0.05, nudge)))
                 lam = self.fixed[level]
-            out[mask] = lam * scale
+            out[levels == level] = lam * scale
         return out
+
+    def _steer_fixed(self, step: int) -> None:
+        """One common factor for every level's fixed lambda, from the mean log rate/target of the
+        levels seen so far. Common, because every level codes the same encoder's output: lambdas
+        steered per level pulled apart (6x in a first run) chasing a split of the rate between
+        levels that the fixed gains do not allow, and the images degraded."""
+        ratios = [math.log(max(s, 1e-6) / self.target(step, level)) for level, s in enumerate(self.smoothed) if s]
+        nudge = self.fixed_control * sum(ratios) / len(ratios)
+        factor = math.exp(max(-0.05, min(0.05, nudge)))  # at most ~5% a step: one odd batch moves it little
+        self.fixed = [value * factor for value in self.fixed]
 
     def state_dict(self) -> dict:
         return {"smoothed": list(self.smoothed), "fixed": None if self.fixed is None else list(self.fixed)}
