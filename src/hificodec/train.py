@@ -58,8 +58,9 @@ class TrainConfig:
     # encoder-only training: there the gains stay put, so the controller's lambda_a, far steeper
     # than the model's own rate-distortion slope, would only ever cut bits (docs/training.md).
     rate_weights: list[float] = field(default_factory=list)
-    # With rate_weights: each step, log lambda'[level] += rate_weight_control * log(smoothed
-    # bpp / target), so the run holds its target rates (0: lambda' stays as given).
+    # With rate_weights: each step every level's lambda' is scaled by one common factor, log
+    # factor = rate_weight_control * mean over levels of log(smoothed bpp / target), so the run
+    # holds its target rates (0: lambda' stays as given; docs/training.md).
     rate_weight_control: float = 0.0
     rate_ema: float = 0.0  # smoothing of the per-level bpp the controller compares (0: batch mean)
     # What the controller compares with the target: "noisy" (HiFiC: the relaxed rate the loss
