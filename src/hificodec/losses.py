@@ -88,7 +88,7 @@ class RateController:
         levels seen so far. Common, because every level codes the same encoder's output: lambdas
         steered per level pulled apart (6x in a first run) chasing a split of the rate between
         levels that the fixed gains do not allow, and the images degraded."""
-        ratios = [math.log(max(s, 1e-6) / self.target(step, level)) for level, s in enumerate(self.smoothed) if s]
+        ratios = [math.log(s / self.target(step, level)) for level, s in enumerate(self.smoothed) if s]
         nudge = self.fixed_control * sum(ratios) / len(ratios)
         factor = math.exp(max(-0.05, min(0.05, nudge)))  # at most ~5% a step: one odd batch moves it little
         self.fixed = [value * factor for value in self.fixed]
