@@ -5,8 +5,9 @@
 
 For each weights file, mean PSNR and coded bpp over the same random 256-px crops (the trainer's
 own sampler: random rescale of the short side to 256-768, crop) of the training photos and of a
-held-out folder. Run on weights from successive training phases: if the training crops gain
-and the held-out crops do not, the model is memorizing its training set
+held-out folder. PSNR is on the float crops and output, as the trainer logs it (no 8-bit
+rounding, unlike `hfc eval`). Run on weights from successive training phases: if the training
+crops gain and the held-out crops do not, the model is memorizing its training set
 (docs/training.md, "What limits the models now").
 """
 
@@ -41,15 +42,18 @@ def main() -> None:
     from hificodec.zoo import load_model, model_info
 
     crop = 256
+    # Drawn once, so every weights file sees the same crops and each folder is decoded once.
+    crop_sets = {}
+    for label, folder in (("train", args.train), ("held-out", args.heldout)):
+        sampler = RandomCropSampler(PhotoFolder(folder, crop), crop, (256, 768), seed=7)
+        crop_sets[label] = [sampler.batch(1) for _ in range(args.crops)]
     for weights in args.weights:
         model = load_model(model_info(weights)).eval()
         cells = [weights.name]
-        for label, folder in (("train", args.train), ("held-out", args.heldout)):
-            sampler = RandomCropSampler(PhotoFolder(folder, crop), crop, (256, 768), seed=7)  # same crops for every weights
+        for label, crops in crop_sets.items():
             psnrs, rates = [], []
             with torch.no_grad():
-                for _ in range(args.crops):
-                    x = sampler.batch(1)
+                for x in crops:
                     out = model(x, torch.full((1,), args.beta), torch.full((1,), args.quality))
                     mse = torch.mean((out["x_hat"].clamp(0, 1) - x) ** 2).item()
                     psnrs.append(10 * math.log10(1 / mse))
