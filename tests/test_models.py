@@ -49,7 +49,7 @@ def test_fourier_features_of_beta():
     assert torch.equal(f[0, 1:11], torch.zeros(10)) and torch.equal(f[0, 11:], torch.ones(10))
 
 
-@pytest.mark.parametrize("name", ["tiny", "hific-cpu", "hific"])
+@pytest.mark.parametrize("name", ["tiny", "tiny-vbr-e2", "hific-cpu", "hific"])
 def test_forward_pass_shapes(name):
     torch.manual_seed(0)
     cfg = CONFIGS[name]

@@ -337,6 +337,40 @@ def test_widening_a_run_that_keeps_an_average_widens_the_average_too(tmp_path, p
         assert torch.equal(value, wide.ema.state_dict()[key]), key
 
 
+def test_init_from_an_encoder_without_blocks_grows_it_as_the_identity(tmp_path, photo_dir):
+    # An encoder given residual blocks continues a run without them: the new blocks start as the
+    # identity (same latents, same files), the average starts from the grown weights, and an
+    # encoder-only run trains the blocks while the decoder and D stay the source's.
+    source = make_trainer(tmp_path / "source", photo_dir, architecture="tiny-vbr", target_bpp=[0.1, 0.2, 0.4],
+                          ema_decay=0.5)
+    source.run(progress=False)
+    grown = make_trainer(tmp_path / "grown", photo_dir, architecture="tiny-vbr-e2", target_bpp=[0.1, 0.2, 0.4],
+                         stage1_steps=0, stage2_steps=3, ema_decay=0.5, train_parts="encoder",
+                         rate_weights=[0.5, 1.0, 2.0], encoder_blocks_lr_factor=10.0,
+                         init_from=str(source.checkpoint_path))
+    assert grown.grown_encoder and not grown.widened and grown.disc_restored
+    assert not source.grown_encoder
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        # the source kept an average: that is what init_from continues (and what it exported)
+        assert torch.equal(source.ema.encoder(x), grown.model.eval().encoder(x))
+    for key, value in grown.model.state_dict().items():
+        assert torch.equal(value, grown.ema.state_dict()[key]), key
+    before = copy.deepcopy(grown.model.state_dict())
+    for _ in range(2):
+        grown.train_step()
+        grown.step += 1
+    after = grown.model.state_dict()
+    assert not torch.equal(before["encoder.blocks.0.scale"], after["encoder.blocks.0.scale"])
+    # the blocks learn at 10x the lr of the rest of E (Adam's first step moves each weight by ~lr)
+    lrs = [group["lr"] for group in grown.opt_g.param_groups]
+    assert lrs[-1] == 10 * lrs[0]
+    assert 0.005 < (after["encoder.blocks.0.scale"] - before["encoder.blocks.0.scale"]).abs().max() < 0.04
+    for name, value in before.items():
+        if not name.startswith(("encoder.", "latent_model.hyper_analysis.")):
+            assert torch.equal(value, after[name]), name
+
+
 def test_encoder_only_training_leaves_the_decoder_untouched(tmp_path, photo_dir):
     """train_parts = "encoder": E and h_a learn on the beta-0 loss; G, the hyperprior's
     synthesis, the z prior, the gains and D stay bit-identical, so the decoder is the old one."""

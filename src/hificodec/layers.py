@@ -106,6 +106,26 @@ class ConditionalResidualBlock(nn.Module):
         return x + self.norm2(h)
 
 
+class ResidualBlock(nn.Module):
+    """x + s * conv(ReLU(CN(conv(ReLU(CN(x)))))): extra depth for the encoder at 1/16 resolution.
+    The per-channel scale s starts at zero (LayerScale), so a new block is the identity: an
+    encoder given more blocks computes what it did before, and training continues it from its
+    weights. (A zero-initialised last convolution would too, but Adam then moves all its weights
+    at once and wrecked the latents within 20 steps: docs/architecture.md.)"""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm1 = ChannelNorm2d(channels)
+        self.conv1 = conv(channels, channels, 3)
+        self.norm2 = ChannelNorm2d(channels)
+        self.conv2 = conv(channels, channels, 3)
+        self.scale = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(torch.relu(self.norm1(x)))
+        return x + self.scale * self.conv2(torch.relu(self.norm2(h)))
+
+
 class RowSplitConv2d(nn.Module):
     """Inference form of a reflect-padded k x k convolution with few outputs (the generator's
     RGB layer), same result up to float rounding. oneDNN computes output channels in blocks of

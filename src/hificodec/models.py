@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .entropy import EntropyBottleneck, GaussianConditional, HyperpriorLatentModel, resize_registered_buffers
-from .layers import BetaEmbedding, ChannelNorm2d, ConditionalResidualBlock, RowSplitConv2d, conv, upconv
+from .layers import BetaEmbedding, ChannelNorm2d, ConditionalResidualBlock, ResidualBlock, RowSplitConv2d, conv, upconv
 
 BETA_MAX_TRAIN = 5.12  # beta is sampled in [0, 5.12] during training
 BETA_MAX = 2.56  # the receiver may choose beta in [0, 2.56]
@@ -38,6 +38,9 @@ class ModelConfig:
     # inverse gains before G), as in Cui et al. 2021 "asymmetric gained" VAEs; fractional
     # qualities interpolate the gains geometrically between neighbouring levels.
     rate_levels: int = 1
+    # Residual blocks in E at 1/16 resolution, before the latent layer (HiFiC has none). The
+    # decoder does not see them: files and G are the same with or without.
+    encoder_blocks: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,8 +86,14 @@ CONFIGS["hific-cpu-vbr-wide"] = replace(CONFIGS["hific-cpu-vbr"], channels=(48, 
 # phases V and W (12000 steps) measured as phase T does (docs/training.md). 1.12x the training
 # step, 1.8x the generator's time on a Kodak-size latent.
 CONFIGS["hific-cpu-vbr-wide2"] = replace(CONFIGS["hific-cpu-vbr"], channels=(48, 96, 192, 384, 256))
+# hific-cpu-vbr-wide with three residual blocks in E at 1/16 resolution: a stronger encoder for
+# the same decoder (latent refinement showed G can decode better latents than E finds). Started
+# from hific-cpu-vbr-wide's weights, the new blocks as the identity (docs/training.md).
+CONFIGS["hific-cpu-vbr-wide-e3"] = replace(CONFIGS["hific-cpu-vbr-wide"], encoder_blocks=3)
 # tiny-vbr with twice the channels at full and half resolution: tests of widen.py.
 CONFIGS["tiny-vbr-wide"] = replace(CONFIGS["tiny-vbr"], channels=(8, 16, 8, 16, 16))
+# tiny-vbr with two encoder blocks: tests of growing the encoder.
+CONFIGS["tiny-vbr-e2"] = replace(CONFIGS["tiny-vbr"], encoder_blocks=2)
 
 
 class Encoder(nn.Module):
@@ -96,9 +105,11 @@ class Encoder(nn.Module):
             layers += [conv(c_in, c_out, 3, stride=2), ChannelNorm2d(c_out), nn.ReLU(inplace=True)]
         layers.append(conv(ch[-1], cfg.latent_channels, 3))
         self.net = nn.Sequential(*layers)
+        self.blocks = nn.Sequential(*(ResidualBlock(ch[-1]) for _ in range(cfg.encoder_blocks)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x * 2.0 - 1.0)  # [0, 1] images -> [-1, 1]
+        h = self.net[:-1](x * 2.0 - 1.0)  # [0, 1] images -> [-1, 1]
+        return self.net[-1](self.blocks(h))  # blocks (if any) before the latent layer
 
 
 class Generator(nn.Module):

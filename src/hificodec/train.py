@@ -95,6 +95,10 @@ class TrainConfig:
     # far more steps than a CPU run has to narrow, and z then costs most of the rate.
     entropy_lr_factor: float = 25.0
     gain_lr_factor: float = 10.0  # the learned inverse gains of a variable-rate model
+    # The encoder's residual blocks (architectures with encoder_blocks): new blocks start as the
+    # identity and need a new part's lr, while the rest of a trained model continues at a low one
+    # (a restart at 1e-4 undoes its last anneal, docs/training.md).
+    encoder_blocks_lr_factor: float = 1.0
     # The forward gains set each level's quantiser step. Straight-through rounding hides from
     # the distortion loss what a finer step buys, so gradients would only ever shrink them;
     # instead each level's gain is steered to its target rate: every step, log gain +=
@@ -280,6 +284,7 @@ class Trainer:
         self.lineage: list[dict] = []  # the runs this one continues (init_from), for the model card
         self.disc_restored = False  # whether init_from brought a trained discriminator
         self.widened = False  # whether init_from's weights were widened to this architecture
+        self.grown_encoder = False  # whether this architecture's encoder has blocks init_from lacks
         source_ema = None
         if cfg.init_from:
             source_ema = self._init_from(Path(cfg.init_from))
@@ -323,8 +328,15 @@ class Trainer:
         if self.model.rate_levels > 1:
             self.model.log_gain.requires_grad_(False)  # steered by the rate, see gain_control
         gains = [p for n, p in params.items() if n.startswith("log_") and p.requires_grad]
-        main = [p for n, p in params.items() if ".entropy_bottleneck." not in n and not n.startswith("log_")]
-        groups = [{"params": main}, {"params": density}] + ([{"params": gains}] if gains else [])
+        blocks = [p for n, p in params.items() if n.startswith("encoder.blocks.")]
+        main = [p for n, p in params.items()
+                if ".entropy_bottleneck." not in n and not n.startswith(("log_", "encoder.blocks."))]
+        groups = [{"params": main}, {"params": density}]
+        self.lr_factors = [1.0, cfg.entropy_lr_factor]  # per group, times the scheduled lr
+        for extra, factor in ((gains, cfg.gain_lr_factor), (blocks, cfg.encoder_blocks_lr_factor)):
+            if extra:
+                groups.append({"params": extra})
+                self.lr_factors.append(factor)
         self.opt_g = torch.optim.Adam(groups, lr=cfg.lr)
         self.opt_aux = torch.optim.Adam(aux, lr=cfg.aux_lr)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.999))
@@ -355,12 +367,17 @@ class Trainer:
             model_state = widen_state_dict(self.model, model_state, seed=self.cfg.seed)
             self.widened = True
         missing, unexpected = self.model.load_state_dict(model_state, strict=False)
-        if unexpected or any(not k.startswith("log_") for k in missing):
+        # Encoder blocks the source lacks keep their initial state, the identity (ResidualBlock).
+        grown = [k for k in missing if k.startswith("encoder.blocks.")]
+        if unexpected or any(not k.startswith("log_") and k not in grown for k in missing):
             raise ValueError(f"{path} does not match {self.cfg.architecture}: missing {missing}, unexpected {unexpected}")
+        self.grown_encoder = bool(grown)
         if disc_state is not None:
             self.disc.load_state_dict(disc_state)
         self.disc_restored = disc_state is not None
-        return model_state if ema_state is not None else None  # widened along with the model
+        if ema_state is None:
+            return None
+        return {k: v.clone() for k, v in self.model.state_dict().items()}  # widened or grown with the model
 
     @property
     def encoder_only(self) -> bool:
@@ -448,11 +465,9 @@ class Trainer:
     def train_step(self) -> dict:
         cfg = self.cfg
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
-        main_group, density_group, *gain_group = self.opt_g.param_groups
-        main_group["lr"] = self.learning_rate()
-        density_group["lr"] = main_group["lr"] * cfg.entropy_lr_factor
-        for group in gain_group:
-            group["lr"] = main_group["lr"] * cfg.gain_lr_factor
+        lr = self.learning_rate()
+        for group, factor in zip(self.opt_g.param_groups, self.lr_factors):
+            group["lr"] = lr * factor
         gan = self.stage() == 2 and self.gan_term
         train_disc = gan and not self.encoder_only
         warmup = train_disc and self.step - cfg.stage1_steps < cfg.disc_warmup_steps
@@ -675,7 +690,8 @@ def train_main(config: Path, run_dir: Path, resume: bool = False, device: str = 
               file=sys.stderr)
     trainer._log({"event": "start", "step": trainer.step, "resume": resume, "images": len(train),
                   "skipped": len(train.skipped), "bf16": trainer.bf16, "compiled": trainer.compiled,
-                  **({} if resume else {"disc_restored": trainer.disc_restored, "widened": trainer.widened}),
+                  **({} if resume else {"disc_restored": trainer.disc_restored, "widened": trainer.widened,
+                                          "grown_encoder": trainer.grown_encoder}),
                   "config": asdict(cfg)})
     trainer.run(progress=progress)
     return trainer
