@@ -35,6 +35,8 @@ from .losses import LPIPSLoss, RateController, bits_per_pixel, discriminator_los
 from .models import BETA_MAX, CONFIGS, Discriminator, HiFiC
 from .widen import needs_widening, widen_state_dict
 
+ENCODER_BLOCKS = "encoder.blocks."  # parameter names of E's residual blocks (grown, own lr group)
+
 
 @dataclass
 class TrainConfig:
@@ -328,9 +330,9 @@ class Trainer:
         if self.model.rate_levels > 1:
             self.model.log_gain.requires_grad_(False)  # steered by the rate, see gain_control
         gains = [p for n, p in params.items() if n.startswith("log_") and p.requires_grad]
-        blocks = [p for n, p in params.items() if n.startswith("encoder.blocks.")]
+        blocks = [p for n, p in params.items() if n.startswith(ENCODER_BLOCKS)]
         main = [p for n, p in params.items()
-                if ".entropy_bottleneck." not in n and not n.startswith(("log_", "encoder.blocks."))]
+                if ".entropy_bottleneck." not in n and not n.startswith(("log_", ENCODER_BLOCKS))]
         groups = [{"params": main}, {"params": density}]
         self.lr_factors = [1.0, cfg.entropy_lr_factor]  # per group, times the scheduled lr
         for extra, factor in ((gains, cfg.gain_lr_factor), (blocks, cfg.encoder_blocks_lr_factor)):
@@ -368,7 +370,7 @@ class Trainer:
             self.widened = True
         missing, unexpected = self.model.load_state_dict(model_state, strict=False)
         # Encoder blocks the source lacks keep their initial state, the identity (ResidualBlock).
-        grown = [k for k in missing if k.startswith("encoder.blocks.")]
+        grown = [k for k in missing if k.startswith(ENCODER_BLOCKS)]
         if unexpected or any(not k.startswith("log_") and k not in grown for k in missing):
             raise ValueError(f"{path} does not match {self.cfg.architecture}: missing {missing}, unexpected {unexpected}")
         self.grown_encoder = bool(grown)
