@@ -27,7 +27,9 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OPERATIONS = ["flip_bits", "overwrite_span", "truncate", "extend", "splice", "random_strings", "header_field"]
+OPERATIONS = ["flip_bits", "overwrite_span", "truncate", "extend", "splice", "random_strings", "header_field",
+              "metadata"]
+OUTPUT_FORMATS = ["PNG", "JPEG", "WEBP", "TIFF"]
 
 
 def seed_files(model: str) -> list[bytes]:
@@ -40,8 +42,21 @@ def seed_files(model: str) -> list[bytes]:
     files = []
     for i, (h, w) in enumerate([(1, 1), (17, 33), (64, 64), (96, 160), (200, 131)]):
         quality = float(i % codec.model.rate_levels)
-        files.append(codec.encode(photo[100 : 100 + h, 200 : 200 + w], quality))
+        # every other file carries a metadata section (EXIF, XMP, ICC note), as a camera photo's would
+        files.append(codec.encode(photo[100 : 100 + h, 200 : 200 + w], quality, metadata=camera_metadata() if i % 2 else None))
     return files
+
+
+def camera_metadata():
+    from PIL import Image
+
+    from hificodec.bitstream import Metadata
+
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0132], exif[0x0112] = "Canon", "EOS 5D", "2024:05:06 07:08:09", 1
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:06 07:08:00"
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
+    return Metadata(exif.tobytes()[6:], xmp, "Display P3")
 
 
 def fix_crc(data: bytes) -> bytes:
@@ -76,7 +91,18 @@ def mutate(rng: random.Random, seeds: list[bytes]) -> tuple[str, bytes]:
         if rng.random() < 0.3:
             y = b"\xff" * len(y)  # maximal escape codes
         data = bytearray(bitstream.HfcFile(hfc.model, hfc.weights_digest, hfc.width, hfc.height, z, y,
-                                           hfc.quality_code).to_bytes())
+                                           hfc.quality_code, hfc.metadata).to_bytes())
+    elif op == "metadata":  # a valid file whose EXIF and XMP are forged: writing them out must cope
+        from hificodec import bitstream
+
+        hfc = bitstream.parse(bytes(data))
+        exif = camera_metadata().exif
+        exif = rng.choice([os.urandom(rng.randint(1, 300)), exif[:4] + os.urandom(rng.randint(4, 300)),
+                           bytes(b ^ (rng.random() < 0.05) * rng.randrange(256) for b in exif), exif[: rng.randrange(len(exif))]])
+        xmp = rng.choice([b"", os.urandom(rng.randint(1, 300)), b"<x:xmpmeta>" + os.urandom(40)])
+        data = bytearray(bitstream.HfcFile(hfc.model, hfc.weights_digest, hfc.width, hfc.height, hfc.z_string,
+                                           hfc.y_string, hfc.quality_code,
+                                           bitstream.Metadata(exif, xmp, "note")).to_bytes())
     elif op == "header_field":
         name_len = data[6]
         fields = {"width": 7 + name_len + 32, "height": 11 + name_len + 32, "quality": 15 + name_len + 32,
@@ -97,6 +123,7 @@ def worker(model: str, seed: int, start: int, end: int) -> None:
 
     from hificodec import bitstream
     from hificodec.codec import CodecError, CodecPool
+    from hificodec.images import encode_image
 
     torch.set_num_threads(1)
     seeds = seed_files(model)
@@ -109,6 +136,7 @@ def worker(model: str, seed: int, start: int, end: int) -> None:
         try:
             hfc = bitstream.parse(data)
             rgb = pool.for_file(hfc).decode(hfc, rng.choice([0.0, 1.28, 2.56]))
+            encode_image(rgb, rng.choice(OUTPUT_FORMATS), hfc.metadata)  # the file's metadata written out as hfc decode does
             outcome = "decoded"
         except (bitstream.BitstreamError, CodecError) as exc:
             # one category per kind of message: names, digests and numbers masked

@@ -217,3 +217,16 @@ def test_eval_command_writes_report_and_model_card(run, tmp_path, monkeypatch):
     assert (tmp_path / "out" / "report.md").is_file() and "model card rows updated" in r.output
     rows = [line for line in card.read_text().splitlines() if line.startswith(f"| {TINY} |")]
     assert [row.split("|")[7].strip() for row in rows] == ["0", "2.56"]  # lowest and highest beta only
+
+
+def test_shell_completion():
+    """click's completion, as documented in the README: the script, and a completed command."""
+    env = {**os.environ, "_HFC_COMPLETE": "bash_source"}
+    hfc = [sys.executable, "-c", "from hificodec.cli import main; main(prog_name='hfc')"]
+    script = subprocess.run(hfc, env=env, capture_output=True, text=True)
+    assert script.returncode == 0 and "complete -o nosort -F _hfc_completion hfc" in script.stdout
+    env = {**os.environ, "_HFC_COMPLETE": "bash_complete", "COMP_WORDS": "hfc dec", "COMP_CWORD": "1"}
+    words = subprocess.run(hfc, env=env, capture_output=True, text=True)
+    assert "plain,decode" in words.stdout.splitlines()
+    env = {**env, "COMP_WORDS": "hfc decode --be", "COMP_CWORD": "2"}
+    assert "plain,--beta" in subprocess.run(hfc, env=env, capture_output=True, text=True).stdout.splitlines()

@@ -185,7 +185,7 @@ def test_ctrl_c_swallowed_by_a_finalizer_still_stops_the_batch(capsys):
     """CPython drops a KeyboardInterrupt raised inside __del__; the batch must stop anyway."""
     import signal
 
-    from hificodec import cli
+    from hificodec import batch, cli
 
     class Finalized:
         def __del__(self):
@@ -197,11 +197,11 @@ def test_ctrl_c_swallowed_by_a_finalizer_still_stops_the_batch(capsys):
         done.append(job.source)
         if len(done) == 2:
             Finalized()  # created and collected at once
-        return ""
+        return batch.Converted(0, 0)
 
-    jobs = [cli._Job(f"in{i}", f"out{i}") for i in range(5)]
+    jobs = [batch.Job(f"in{i}", f"out{i}") for i in range(5)]
     previous = signal.getsignal(signal.SIGINT)
-    code = cli._run_batch(jobs, convert, force=False, quiet=True, verbose=False)
+    code = batch.run(batch.Plan(jobs, True), convert, force=False, quiet=True, verbose=False)
     assert code == cli.EXIT_INTERRUPTED and done == ["in0", "in1"]
     assert "interrupted" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is previous  # the batch's handler is removed again

@@ -5,7 +5,7 @@ checksum mismatch, absurd dimensions) happen before any model or large buffer is
 
     magic        4  b"\\x89HFC"
     version      1  2 (version 1 is read too: it has no quality field)
-    flags        1  0 (reserved)
+    flags        1  bit 0: a metadata section follows y; other bits reserved (0)
     name_len     1  length of the model name, 1..64
     name         n  model name, ASCII
     digest      32  SHA-256 of the weights file the decoder must use
@@ -16,6 +16,8 @@ checksum mismatch, absurd dimensions) happen before any model or large buffer is
     z            .  range-coded hyper-latent z (CompressAI ans)
     y_len        4  uint32, length of the latent string
     y            .  range-coded latent y
+    [meta_len    4  uint32, length of the metadata section    (only with flags bit 0)
+     metadata    .  version 1, then entries: kind, uint32 length, bytes]
     crc32        4  CRC-32 (zlib) of every byte before it
 
 beta is deliberately absent: the receiver chooses it.
@@ -42,6 +44,56 @@ _DIMS = struct.Struct(">II")
 _LEN = struct.Struct(">I")
 _QUALITY = struct.Struct(">H")
 DIGEST_BYTES = 32
+FLAG_METADATA = 0x01
+METADATA_VERSION = 1
+# Entry kinds of the metadata section. A reader skips kinds it does not know, so later kinds can
+# be added without a new section version.
+META_EXIF, META_XMP, META_ICC_NOTE = 1, 2, 3
+MAX_METADATA = 1 << 20  # bytes in all: EXIF is at most 64 KiB in a JPEG; XMP is text
+_ENTRY = struct.Struct(">BI")
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Photo metadata carried beside the pixels (docs/bitstream.md, "Metadata section")."""
+
+    exif: bytes = b""  # a TIFF-structured EXIF block (no "Exif\0\0" prefix), orientation 1
+    xmp: bytes = b""  # an XMP packet (UTF-8 XML), orientation 1
+    icc_note: str = ""  # description of the ICC profile the pixels were converted to sRGB from
+
+    def __bool__(self) -> bool:
+        return bool(self.exif or self.xmp or self.icc_note)
+
+    def to_bytes(self) -> bytes:
+        entries = [(META_EXIF, self.exif), (META_XMP, self.xmp), (META_ICC_NOTE, self.icc_note.encode("utf-8"))]
+        body = bytes([METADATA_VERSION]) + b"".join(_ENTRY.pack(k, len(v)) + v for k, v in entries if v)
+        if len(body) > MAX_METADATA:
+            raise ValueError(f"metadata of {len(body)} bytes exceeds the limit of {MAX_METADATA}")
+        return body
+
+    @classmethod
+    def parse(cls, section: bytes) -> "Metadata":
+        """Bounds are checked before every slice; each known kind may appear once."""
+        if not section or section[0] != METADATA_VERSION:
+            raise BitstreamError(f"unsupported metadata section version {section[0] if section else 'none'}")
+        found: dict[int, bytes] = {}
+        pos = 1
+        while pos < len(section):
+            if pos + _ENTRY.size > len(section):
+                raise BitstreamError("corrupt metadata section (entry header cut short)")
+            kind, length = _ENTRY.unpack_from(section, pos)
+            pos += _ENTRY.size
+            if length == 0 or pos + length > len(section):
+                raise BitstreamError("corrupt metadata section (bad entry length)")
+            if kind in found:
+                raise BitstreamError(f"corrupt metadata section (entry kind {kind} twice)")
+            found[kind] = section[pos : pos + length]
+            pos += length
+        try:
+            note = found.get(META_ICC_NOTE, b"").decode("utf-8")
+        except UnicodeDecodeError:
+            raise BitstreamError("corrupt metadata section (ICC note is not UTF-8)") from None
+        return cls(bytes(found.get(META_EXIF, b"")), bytes(found.get(META_XMP, b"")), note)
 
 
 class BitstreamError(ValueError):
@@ -57,6 +109,7 @@ class HfcFile:
     z_string: bytes
     y_string: bytes
     quality_code: int = 0  # rate level * QUALITY_SCALE
+    metadata: Metadata = Metadata()  # empty: no section, flags 0 (the file as before metadata existed)
 
     @property
     def quality(self) -> float:
@@ -73,9 +126,10 @@ class HfcFile:
             raise ValueError(f"image sides must be 1..{MAX_SIDE}")
         if not 0 <= self.quality_code <= 0xFFFF:
             raise ValueError("quality code must fit in 16 bits")
+        section = self.metadata.to_bytes() if self.metadata else b""
         body = b"".join(
             [
-                _FIXED.pack(MAGIC, VERSION, 0, len(name)),
+                _FIXED.pack(MAGIC, VERSION, FLAG_METADATA if section else 0, len(name)),
                 name,
                 digest,
                 _DIMS.pack(self.width, self.height),
@@ -84,6 +138,7 @@ class HfcFile:
                 self.z_string,
                 _LEN.pack(len(self.y_string)),
                 self.y_string,
+                _LEN.pack(len(section)) + section if section else b"",
             ]
         )
         return body + _LEN.pack(zlib.crc32(body))
@@ -107,7 +162,7 @@ def parse(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> HfcFile:
             f"{', '.join(map(str, READABLE_VERSIONS))})"
         )
     quality_bytes = _QUALITY.size if version >= 2 else 0
-    if flags != 0:
+    if flags & ~FLAG_METADATA or (flags and version < 2):
         raise BitstreamError(f"unsupported .hfc flags 0x{flags:02x}")
     if not 1 <= name_len <= MAX_NAME:
         raise BitstreamError("corrupt header (bad model name length)")
@@ -144,13 +199,25 @@ def parse(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> HfcFile:
     pos += z_len
     (y_len,) = _LEN.unpack_from(data, pos)
     pos += _LEN.size
-    end = pos + y_len + _LEN.size
-    if end > len(data):
+    if pos + y_len + _LEN.size > len(data):
         raise BitstreamError("truncated file (latent string cut short)")
+    y_string = data[pos : pos + y_len]
+    pos += y_len
+    section = b""
+    if flags & FLAG_METADATA:
+        (meta_len,) = _LEN.unpack_from(data, pos)
+        pos += _LEN.size
+        if not 1 <= meta_len <= MAX_METADATA:
+            raise BitstreamError(f"corrupt file (metadata section of {meta_len} bytes, limit {MAX_METADATA})")
+        if pos + meta_len + _LEN.size > len(data):
+            raise BitstreamError("truncated file (metadata section cut short)")
+        section = data[pos : pos + meta_len]
+        pos += meta_len
+    end = pos + _LEN.size
     if end < len(data):
         raise BitstreamError(f"corrupt file ({len(data) - end} unexpected bytes after the end)")
-    y_string = data[pos : pos + y_len]
-    (crc,) = _LEN.unpack_from(data, pos + y_len)
-    if zlib.crc32(data[: pos + y_len]) != crc:
+    (crc,) = _LEN.unpack_from(data, pos)
+    if zlib.crc32(data[:pos]) != crc:
         raise BitstreamError("corrupt file (checksum mismatch)")
-    return HfcFile(model, digest, width, height, bytes(z_string), bytes(y_string), quality_code)
+    metadata = Metadata.parse(section) if section else Metadata()  # after the CRC: bytes are as written
+    return HfcFile(model, digest, width, height, bytes(z_string), bytes(y_string), quality_code, metadata)

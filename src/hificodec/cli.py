@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .bitstream import DEFAULT_MAX_PIXELS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 STDIO = "-"
@@ -28,160 +29,35 @@ def _error(message: str) -> None:
     click.echo(f"hfc: {message}", err=True)
 
 
-class _Job:
-    """One input -> one output path (or stdout)."""
+def _plan(inputs: tuple[str, ...], output, outdir, out_ext: str, in_exts: set[str], files_from, null: bool):
+    """The batch plan (batch.plan), with its problems as usage errors."""
+    from . import batch
 
-    def __init__(self, source: str, target: str):
-        self.source = source
-        self.target = target
-
-    @property
-    def label(self) -> str:
-        return "<stdin>" if self.source == STDIO else self.source
-
-
-def _plan(inputs: tuple[str, ...], output: str | None, outdir: str | None, out_ext: str, in_exts: set[str]) -> list[_Job]:
-    """Expands folders and decides every output path, or raises a usage error."""
-    from .images import image_files
-
-    if output and outdir:
-        raise click.UsageError("use either -o/--output or -d/--outdir, not both")
-    sources: list[str] = []
-    for item in inputs:
-        if item == STDIO:
-            sources.append(STDIO)
-        else:
-            p = Path(item)
-            if not p.is_dir():
-                sources.append(item)
-                continue
-            found = image_files([p], in_exts)
-            if not found:
-                raise click.UsageError(f"folder {item} has no {'/'.join(sorted(in_exts))} files")
-            sources += [str(f) for f in found]
-    if outdir:
-        try:
-            Path(outdir).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise click.UsageError(f"cannot create output folder {outdir}: {exc.strerror}")
-    if output and len(sources) != 1:
-        raise click.UsageError("-o/--output takes one input; use -d/--outdir for several")
-    if sources.count(STDIO) > 1:
-        raise click.UsageError("'-' (stdin) can be given only once")
-    jobs = []
-    for src in sources:
-        if output:
-            target = output
-        elif src == STDIO:
-            target = STDIO if not outdir else str(Path(outdir) / f"stdin{out_ext}")
-        else:
-            base = Path(src).with_suffix(out_ext).name
-            target = str(Path(outdir) / base) if outdir else str(Path(src).with_suffix(out_ext))
-        jobs.append(_Job(src, target))
-    targets = [j.target for j in jobs if j.target != STDIO]
-    if len(set(targets)) != len(targets):
-        raise click.UsageError("two inputs would write the same output file; use -o per file")
-    if sum(j.target == STDIO for j in jobs) > 1:
-        raise click.UsageError("only one output can go to stdout")
-    return jobs
-
-
-def _read_input(job: _Job) -> bytes:
-    if job.source == STDIO:
-        return sys.stdin.buffer.read()
-    return Path(job.source).read_bytes()
-
-
-def _check_target(job: _Job, force: bool) -> None:
-    """Refuses outputs that would clobber the input or an existing file (before any work)."""
-    if job.target == STDIO:
-        return
-    target = Path(job.target)
-    if job.source != STDIO and target.exists() and os.path.samefile(target, job.source):
-        raise ValueError("output would overwrite the input")
-    if target.exists() and not force:
-        raise ValueError(f"{target} exists (use --force to overwrite)")
-    if not target.parent.is_dir():
-        raise ValueError(f"output folder {target.parent} does not exist")
-
-
-def _write_output(job: _Job, data: bytes, force: bool) -> None:
-    from .images import atomic_write
-
-    if job.target == STDIO:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-    _check_target(job, force)  # again: the file system may have changed meanwhile
-    atomic_write(Path(job.target), data)
-
-
-def _progress(jobs: list[_Job], quiet: bool):
-    from tqdm import tqdm
-
-    show = not quiet and sys.stderr.isatty() and len(jobs) > 1
-    return tqdm(jobs, disable=not show, file=sys.stderr, unit="img", dynamic_ncols=True)
-
-
-class _CtrlC:
-    """Remembers a Ctrl-C (SIGINT) as well as raising KeyboardInterrupt. CPython drops an
-    exception raised inside a finalizer (__del__, weakref callbacks), so a Ctrl-C landing there
-    would be lost and the batch would run on; the batch checks `pressed` between files."""
-
-    def __init__(self):
-        import signal
-        import threading
-
-        self.pressed = False
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():  # signal.signal needs it
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum, frame):
-        self.pressed = True
-        raise KeyboardInterrupt
-
-    def restore(self) -> None:
-        import signal
-
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
-
-
-def _run_batch(jobs: list[_Job], convert, force: bool, quiet: bool, verbose: bool) -> int:
-    """Converts every job; a failure is reported and the batch goes on.
-
-    Every user-facing error of hificodec (bad image, bad .hfc, wrong model, corrupt weights) is
-    a ValueError; OSError covers unreadable/unwritable files; MemoryError/RuntimeError an image
-    too large for this machine."""
-    failed = 0
-    bar = _progress(jobs, quiet)
-    ctrl_c = _CtrlC()
+    if null and not files_from:
+        raise click.UsageError("-0/--null goes with --files-from")
     try:
-        for job in bar:
-            try:
-                _check_target(job, force)
-                message = convert(job)
-                if verbose and message:
-                    bar.write(f"{job.label} -> {job.target}: {message}", file=sys.stderr)
-            except (ValueError, OSError, MemoryError, RuntimeError) as exc:
-                failed += 1
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                reason = (reason.splitlines() or [type(exc).__name__])[0]
-                bar.write(f"hfc: {job.label}: {reason}", file=sys.stderr)
-            if ctrl_c.pressed:  # a Ctrl-C whose KeyboardInterrupt was swallowed: stop here
-                raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        bar.close()
-        _error("interrupted")
-        return EXIT_INTERRUPTED
-    finally:
-        ctrl_c.restore()
-    bar.close()
-    if failed and len(jobs) > 1:
-        _error(f"{failed} of {len(jobs)} inputs failed")
-    return EXIT_FAILED if failed else EXIT_OK
+        listed = batch.read_file_list(files_from, null) if files_from else None
+        if files_from == STDIO and STDIO in inputs:
+            raise batch.PlanError("stdin cannot carry both --files-from and an input")
+        return batch.plan(list(inputs), output, outdir, out_ext, in_exts, listed)
+    except batch.PlanError as exc:
+        raise click.UsageError(str(exc)) from None
+    except OSError as exc:
+        raise click.UsageError(f"cannot read --files-from {files_from}: {exc.strerror or exc}") from None
+
+
+def _kinds(text: str) -> set[str]:
+    from .metadata import parse_selection
+
+    try:
+        return parse_selection(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--metadata") from None
+
+
+def _check_json(as_json: bool, plan) -> None:
+    if as_json and any(job.target == STDIO for job in plan.jobs):
+        raise click.UsageError("--json writes its records to stdout: give the output a file (-o FILE or -d DIR)")
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -193,7 +69,16 @@ output_options = [
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
     click.option("-v", "--verbose", is_flag=True, help="Report each conversion."),
-    click.option("--max-pixels", type=click.IntRange(min=1), default=120_000_000, show_default=True,
+    click.option("--files-from", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+                 help="Also convert the files listed in this file ('-': stdin), one per line; with -d their "
+                      "relative paths are kept under the output folder."),
+    click.option("-0", "--null", is_flag=True, help="--files-from names are NUL-separated (find -print0)."),
+    click.option("--metadata", "metadata_kinds", default="all", show_default=True, callback=lambda c, p, v: _kinds(v),
+                 help="Photo metadata to keep: all, none, or some of exif,xmp,icc (encode: stored in the .hfc "
+                      "file; decode: written to PNG, JPEG, WebP and TIFF outputs)."),
+    click.option("--json", "as_json", is_flag=True,
+                 help="Print one JSON record per input on stdout (input, output, status, bytes, bpp, seconds, error)."),
+    click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
                  help="Refuse images with more pixels than this (decompression-bomb guard)."),
 ]
 
@@ -220,7 +105,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option("-m", "--model", default=None, help="Model name (see `hfc models`).  [default: hific-cpu-vbr]")
 @click.option("-Q", "--quality", type=float, default=None,
               help="Rate level of a variable-rate model: 0 (lo, smallest) .. 2 (hi); fractions interpolate.  "
@@ -231,29 +116,45 @@ def main() -> None:
                    "forward and backward pass per step (20 steps: about 50 s for a 768x512 image on 2 CPU "
                    "cores). 0 codes the encoder's latent as it is.")
 @_with_options(output_options)
-def encode(inputs, model, quality, refine_steps, output, outdir, force, device, quiet, verbose, max_pixels):
+def encode(inputs, model, quality, refine_steps, output, outdir, force, device, quiet, verbose, max_pixels,
+           files_from, null, metadata_kinds, as_json):
     """Encode images (PNG, JPEG, WebP, TIFF, BMP; folders; '-' for stdin) to .hfc."""
+    import time
+
+    from . import batch
+    from .bitstream import QUALITY_SCALE
     from .images import IMAGE_EXTENSIONS, load_rgb
+    from .metadata import select
     from .zoo import DEFAULT_MODEL
 
-    jobs = _plan(inputs, output, outdir, ".hfc", IMAGE_EXTENSIONS)
+    plan = _plan(inputs, output, outdir, ".hfc", IMAGE_EXTENSIONS, files_from, null)
+    _check_json(as_json, plan)
     codec = _load_codec(model or DEFAULT_MODEL, device)
     from .codec import CodecError
 
     try:
-        codec.quality_code(quality)
+        quality_code = codec.quality_code(quality)
     except CodecError as exc:
         raise click.BadParameter(str(exc), param_hint="--quality")
 
-    def convert(job: _Job) -> str:
-        image = load_rgb(_read_input(job), max_pixels=max_pixels)
-        data = codec.encode(image.rgb8, quality, refine_steps)
-        _write_output(job, data, force)
+    def convert(job: batch.Job) -> batch.Converted:
+        start = time.monotonic()
+        source = batch.read_input(job)
+        image = load_rgb(source, max_pixels=max_pixels)
+        data = codec.encode(image.rgb8, quality, refine_steps, select(image.metadata, metadata_kinds))
+        batch.write_output(job, data, force)
         h, w = image.rgb8.shape[:2]
+        bpp = 8 * len(data) / (w * h)
         notes = "; ".join(image.notes)
-        return f"{w}x{h}, {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp" + (f" ({notes})" if notes else "")
+        message = (f"{w}x{h}, quality {quality_code / QUALITY_SCALE:g}, {len(data)} bytes, {bpp:.4f} bpp, "
+                   f"{time.monotonic() - start:.2f} s" + (f" ({notes})" if notes else ""))
+        return batch.Converted(len(source), len(data), bpp, message)
 
-    sys.exit(_run_batch(jobs, convert, force, quiet, verbose))
+    def complete(job: batch.Job):
+        return batch.hfc_output_complete(job, codec.info.name, codec.info.digest, quality_code, max_pixels)
+
+    sys.exit(batch.run(plan, convert, force=force, quiet=quiet, verbose=verbose, complete=complete,
+                       json_records=as_json))
 
 
 def _load_codec(name: str, device: str):
@@ -285,21 +186,26 @@ def _parse_beta(ctx, param, value):
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option("-b", "--beta", type=float, default=None, callback=_parse_beta,
               help="Realism weight in [0, 2.56]: 0 is closest to the input, 2.56 the most realistic.  [default: 2.56]")
 @click.option("-f", "--format", "fmt", type=click.Choice(["png", "jpg", "webp", "tif", "bmp", "ppm"]), default=None,
               help="Output image format (default: from the -o extension, else png).")
 @_with_options(output_options)
-def decode(inputs, beta, fmt, output, outdir, force, device, quiet, verbose, max_pixels):
+def decode(inputs, beta, fmt, output, outdir, force, device, quiet, verbose, max_pixels, files_from, null,
+           metadata_kinds, as_json):
     """Decode .hfc files to images (PNG by default; folders; '-' for stdin)."""
-    from . import bitstream
+    import time
+
+    from . import batch, bitstream
     from .codec import DEFAULT_BETA, CodecPool
     from .images import OUTPUT_FORMATS, encode_image, output_format
+    from .metadata import select
 
     beta = DEFAULT_BETA if beta is None else beta
     ext = f".{fmt}" if fmt else ".png"
-    jobs = _plan(inputs, output, outdir, ext, {".hfc"})
+    plan = _plan(inputs, output, outdir, ext, {".hfc"}, files_from, null)
+    _check_json(as_json, plan)
     if output and output != STDIO and not fmt:
         try:
             output_format(Path(output))
@@ -307,14 +213,24 @@ def decode(inputs, beta, fmt, output, outdir, force, device, quiet, verbose, max
             raise click.UsageError(str(exc))
     pool = CodecPool(device)
 
-    def convert(job: _Job) -> str:
-        hfc = bitstream.parse(_read_input(job), max_pixels=max_pixels)
-        rgb8 = pool.for_file(hfc).decode(hfc, beta)
-        image_fmt = OUTPUT_FORMATS[ext] if (fmt or job.target == STDIO) else output_format(Path(job.target))
-        _write_output(job, encode_image(rgb8, image_fmt), force)
-        return f"{hfc.width}x{hfc.height}, beta={beta:g}"
+    def image_format(job: batch.Job) -> str:
+        return OUTPUT_FORMATS[ext] if (fmt or job.target == STDIO) else output_format(Path(job.target))
 
-    sys.exit(_run_batch(jobs, convert, force, quiet, verbose))
+    def convert(job: batch.Job) -> batch.Converted:
+        start = time.monotonic()
+        data = batch.read_input(job)
+        hfc = bitstream.parse(data, max_pixels=max_pixels)
+        rgb8 = pool.for_file(hfc).decode(hfc, beta)
+        image = encode_image(rgb8, image_format(job), select(hfc.metadata, metadata_kinds))
+        batch.write_output(job, image, force)
+        return batch.Converted(len(data), len(image), 8 * len(data) / hfc.pixels,
+                               f"{hfc.width}x{hfc.height}, beta={beta:g}, {time.monotonic() - start:.2f} s")
+
+    def complete(job: batch.Job):
+        return batch.image_output_complete(job, image_format(job), max_pixels)
+
+    sys.exit(batch.run(plan, convert, force=force, quiet=quiet, verbose=verbose, complete=complete,
+                       json_records=as_json))
 
 
 @main.command()
@@ -349,6 +265,10 @@ def info(file, as_json):
         "z_bytes": len(hfc.z_string),
         "y_bytes": len(hfc.y_string),
     }
+    if hfc.metadata:
+        from .metadata import describe
+
+        record["metadata"] = describe(hfc.metadata)
     if as_json:
         click.echo(json.dumps(record, indent=2))
         return
@@ -358,6 +278,16 @@ def info(file, as_json):
     click.echo(f"  size      {len(data)} bytes, {record['bpp']:.4f} bpp (z {len(hfc.z_string)} B, y {len(hfc.y_string)} B)")
     click.echo(f"  model     {hfc.model} ({'installed' if installed else 'NOT installed'})")
     click.echo(f"  weights   sha256 {hfc.weights_digest}")
+    meta = record.get("metadata")
+    if meta:
+        parts = [f"EXIF {meta['exif_bytes']} B" if meta["exif_bytes"] else "",
+                 f"XMP {meta['xmp_bytes']} B" if meta["xmp_bytes"] else "",
+                 f"pixels converted to sRGB from ICC profile '{meta['icc_note']}'" if meta["icc_note"] else ""]
+        click.echo(f"  metadata  {', '.join(p for p in parts if p)}")
+        if meta.get("camera") or meta.get("date"):
+            click.echo(f"  photo     {meta.get('camera') or 'unknown camera'}, {meta.get('date') or 'no date'}")
+    else:
+        click.echo("  metadata  none")
     click.echo("  beta      chosen when decoding (--beta 0 .. 2.56)")
 
 

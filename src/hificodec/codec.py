@@ -113,10 +113,12 @@ class Codec:
         return int(round(quality * bitstream.QUALITY_SCALE))
 
     @torch.no_grad()
-    def encode(self, rgb8: np.ndarray, quality: float | None = None, refine_steps: int = 0) -> bytes:
+    def encode(self, rgb8: np.ndarray, quality: float | None = None, refine_steps: int = 0,
+               metadata: bitstream.Metadata | None = None) -> bytes:
         """Encodes at ``quality`` (0 .. rate_levels - 1; default the middle level). With
         ``refine_steps``, E's latent is refined for this image first (refine.py): a slower
-        encode, better pixels from the same decoder."""
+        encode, better pixels from the same decoder. ``metadata`` (EXIF, XMP, ICC note) is stored
+        beside the pixels; none by default."""
         self.quality_code(quality)  # refuse a bad quality before the expensive part
         if refine_steps < 0:
             raise CodecError(f"refine_steps must be >= 0, got {refine_steps}")
@@ -124,7 +126,7 @@ class Codec:
         y = self.analyse(rgb8)
         if refine_steps:
             y = self.refine(rgb8, y, quality, refine_steps)
-        return self.pack(y, width, height, quality)
+        return self.pack(y, width, height, quality, metadata)
 
     def _padded(self, rgb8: np.ndarray) -> torch.Tensor:
         height, width = rgb8.shape[:2]
@@ -153,12 +155,14 @@ class Codec:
         return y.cpu().contiguous()
 
     @torch.no_grad()
-    def pack(self, y: torch.Tensor, width: int, height: int, quality: float | None = None) -> bytes:
+    def pack(self, y: torch.Tensor, width: int, height: int, quality: float | None = None,
+             metadata: bitstream.Metadata | None = None) -> bytes:
         """The .hfc file of latent ``y`` (from ``analyse``) at ``quality``."""
         code = self.quality_code(quality)
         gain, _ = self.model.gains(torch.tensor([code / bitstream.QUALITY_SCALE], device=self.device))
         (z_string, y_string), _, _ = self.model.latent_model.compress(y * gain)
-        return bitstream.HfcFile(self.info.name, self.info.digest, width, height, z_string, y_string, code).to_bytes()
+        return bitstream.HfcFile(self.info.name, self.info.digest, width, height, z_string, y_string, code,
+                                 metadata or bitstream.Metadata()).to_bytes()
 
     # -- decode -----------------------------------------------------------------------------
     @torch.no_grad()

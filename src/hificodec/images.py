@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from .bitstream import DEFAULT_MAX_PIXELS, Metadata
+from .metadata import read_metadata, save_options
+
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".gif"}
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".ppm": "PPM"}
-DEFAULT_MAX_PIXELS = 120_000_000
 
 
 class ImageError(ValueError):
@@ -34,6 +36,7 @@ class ImageError(ValueError):
 class LoadedImage:
     rgb8: np.ndarray  # (H, W, 3) uint8, sRGB
     notes: list[str] = field(default_factory=list)  # conversions applied, for --verbose
+    metadata: Metadata = Metadata()  # EXIF, XMP, ICC note of the input (metadata.py)
 
 
 def image_files(paths: list[Path], extensions: set[str] = IMAGE_EXTENSIONS) -> list[Path]:
@@ -84,26 +87,8 @@ def load_rgb(source: str | Path | bytes, max_pixels: int | None = DEFAULT_MAX_PI
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(fp) as img:
-                if getattr(img, "n_frames", 1) > 1:
-                    notes.append(f"animated image: coded the first of {img.n_frames} frames")
-                img.seek(0)
-                img.load()
-                img = ImageOps.exif_transpose(img) or img
-                if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-                    img = _high_bit_depth_to_rgb(img, notes)
-                if img.mode in ("P", "PA"):
-                    img = img.convert("RGBA" if ("transparency" in img.info or img.mode == "PA") else "RGB")
-                if img.mode in ("LA", "La", "RGBa"):
-                    img = img.convert("RGBA")
-                img = _to_srgb(img, notes)
-                if img.mode == "RGBA":
-                    if img.getextrema()[3][0] < 255:
-                        notes.append("flattened transparency onto white")
-                    background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-                    img = Image.alpha_composite(background, img)
-                if img.mode != "RGB":
-                    img = img.convert("RGB")
-                rgb = np.asarray(img, dtype=np.uint8).copy()
+                metadata = read_metadata(img)
+                rgb = pil_to_rgb8(img, notes)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"image too large ({exc}); raise the limit with --max-pixels") from None
     except UnidentifiedImageError:
@@ -118,14 +103,40 @@ def load_rgb(source: str | Path | bytes, max_pixels: int | None = DEFAULT_MAX_PI
         raise ImageError(f"cannot decode image: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old_limit
-    return LoadedImage(rgb, notes)
+    return LoadedImage(rgb, notes, metadata)
 
 
-def encode_image(rgb8: np.ndarray, fmt: str) -> bytes:
-    """Encodes (H, W, 3) uint8 to PNG/JPEG/WebP/... bytes."""
+def pil_to_rgb8(img: Image.Image, notes: list[str] | None = None) -> np.ndarray:
+    """The input policy above applied to an opened Pillow image: (H, W, 3) uint8 sRGB. Each
+    conversion made is appended to ``notes``."""
+    notes = [] if notes is None else notes
+    if getattr(img, "n_frames", 1) > 1:
+        notes.append(f"animated image: coded the first of {img.n_frames} frames")
+        img.seek(0)
+    img.load()
+    img = ImageOps.exif_transpose(img) or img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        img = _high_bit_depth_to_rgb(img, notes)
+    if img.mode in ("P", "PA"):
+        img = img.convert("RGBA" if ("transparency" in img.info or img.mode == "PA") else "RGB")
+    if img.mode in ("LA", "La", "RGBa"):
+        img = img.convert("RGBA")
+    img = _to_srgb(img, notes)
+    if img.mode == "RGBA":
+        if img.getextrema()[3][0] < 255:
+            notes.append("flattened transparency onto white")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def encode_image(rgb8: np.ndarray, fmt: str, metadata: Metadata = Metadata()) -> bytes:
+    """Encodes (H, W, 3) uint8 to PNG/JPEG/WebP/... bytes, with the metadata the format carries."""
     buf = io.BytesIO()
     kwargs = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    Image.fromarray(rgb8, "RGB").save(buf, format=fmt, **kwargs)
+    Image.fromarray(rgb8, "RGB").save(buf, format=fmt, **kwargs, **save_options(metadata, fmt))
     return buf.getvalue()
 
 
