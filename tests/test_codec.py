@@ -170,3 +170,17 @@ def test_codec_import_skips_compressai_package_init_and_compressai_stays_whole()
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-500:]
     assert result.stdout.split() == ["False", "False", "ans", "True"]
+
+
+def test_coding_does_not_import_scipy_stats_but_table_building_still_can():
+    """scipy.stats (about 1 s of start-up) is imported only when CDF tables are built."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hificodec.codec; from hificodec.entropy import GaussianConditional, scale_table; "
+            "print('scipy.stats' in sys.modules); g = GaussianConditional(scale_table()); g.update(); "
+            "print('scipy.stats' in sys.modules, int(g._cdf_length.max()))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    first, second = r.stdout.split("\n")[:2]
+    assert first == "False" and second.startswith("True ") and int(second.split()[1]) > 2

@@ -13,10 +13,12 @@ scale indexes) must be computed identically by every encoder and decoder. So
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import math
 import sys
+import types
 import warnings
 
 import torch
@@ -50,8 +52,27 @@ def _register_compressai_lazily() -> None:
     sys.modules["compressai"] = package
 
 
+@contextlib.contextmanager
+def _scipy_stats_deferred():
+    """CompressAI's entropy models import scipy.stats (about 1 s) for one call, the normal
+    quantile in GaussianConditional.update(), which builds CDF tables at export and never runs
+    when coding. While they are imported, an empty placeholder stands in for scipy.stats; it is
+    removed again, so the real module loads on first use (scipy's package __getattr__ imports
+    its submodules on demand)."""
+    if "scipy.stats" in sys.modules or importlib.util.find_spec("scipy") is None:
+        yield
+        return
+    import scipy  # noqa: F401  (the package alone is cheap)
+
+    sys.modules["scipy.stats"] = types.ModuleType("scipy.stats")
+    try:
+        yield
+    finally:
+        del sys.modules["scipy.stats"]
+
+
 _register_compressai_lazily()
-with warnings.catch_warnings():
+with warnings.catch_warnings(), _scipy_stats_deferred():
     warnings.simplefilter("ignore", FutureWarning)  # compressai's use of torch.jit.script
     import compressai.ans  # noqa: F401  (so the entropy models' `from compressai import ans` finds it)
     from compressai.entropy_models import EntropyBottleneck, GaussianConditional
