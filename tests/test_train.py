@@ -432,7 +432,42 @@ def test_encoder_only_training_with_realism_terms_needs_a_trained_discriminator(
                      stage1_steps=0, train_parts="encoder", beta_max_train=5.12)
 
 
-@pytest.mark.parametrize("setting, match", [({"train_parts": "generator"}, "train_parts"),
+def test_generator_only_training_keeps_the_files_of_the_core(tmp_path, photo_dir):
+    """train_parts = "generator" (the realism stage): G, its inverse gains and D learn with the GAN;
+    E, the hyperprior, the z prior and the forward gains stay bit-identical, so every file the core
+    wrote is written again byte for byte."""
+    core = make_trainer(tmp_path / "core", photo_dir, architecture="tiny-vbr", target_bpp=[0.1, 0.2, 0.4],
+                        stage1_steps=4, stage2_steps=0, beta_max_train=0.0)
+    core.run(progress=False)
+    realism = make_trainer(tmp_path / "realism", photo_dir, architecture="tiny-vbr", target_bpp=[0.1, 0.2, 0.4],
+                           stage1_steps=0, stage2_steps=3, train_parts="generator", init_from=str(core.checkpoint_path))
+    model, disc = copy.deepcopy(realism.model.state_dict()), copy.deepcopy(realism.disc.state_dict())
+    for _ in range(3):
+        out = realism.train_step()
+        realism.step += 1
+        assert "d_loss" in out and "g_adv" in out and "lpips" in out
+    after = realism.model.state_dict()
+    for name, value in model.items():
+        if not name.startswith(("generator.", "log_inverse_gain")):
+            assert torch.equal(value, after[name]), name
+    assert not torch.equal(model["generator.tail.0.weight"], after["generator.tail.0.weight"])
+    assert not torch.equal(model["log_inverse_gain"], after["log_inverse_gain"])
+    assert not all(torch.equal(v, realism.disc.state_dict()[k]) for k, v in disc.items())
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():  # the rounded latent and the probabilities it is coded with: the file
+        coded = [m.eval().latent_model(m.encoder(x) * m.gains(torch.tensor([1.0]))[0]) for m in (core.model, realism.model)]
+    assert torch.equal(coded[0][0], coded[1][0])
+    assert all(torch.equal(coded[0][2][k], coded[1][2][k]) for k in ("y", "z"))
+
+
+def test_a_beta_zero_run_does_not_compute_lpips(tmp_path, photo_dir, monkeypatch):
+    trainer = make_trainer(tmp_path, photo_dir, beta_max_train=0.0)
+    monkeypatch.setattr(trainer.lpips, "forward", lambda *a: pytest.fail("LPIPS computed at beta 0"))
+    out = trainer.train_step()
+    assert "lpips" not in out and math.isfinite(out["loss"])
+
+
+@pytest.mark.parametrize("setting, match", [({"train_parts": "decoder"}, "train_parts"),
                                             ({"rate_weights": [1.0, 2.0]}, "rate_weights"),
                                             ({"rate_weight_control": 0.01}, "rate_weight_control")])
 def test_bad_encoder_only_settings_are_refused(tmp_path, photo_dir, setting, match):

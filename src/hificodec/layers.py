@@ -156,3 +156,38 @@ class RowSplitConv2d(nn.Module):
         for r in range(1, self.kernel):
             out += rows[:, r : r + height, :, r * out_ch : (r + 1) * out_ch]
         return out.permute(0, 3, 1, 2)
+
+
+class _NonNegative(torch.autograd.Function):
+    """max(x, 0) whose gradient still reaches entries held at 0 when it would raise them (else
+    a GDN weight that hits 0 could never come back)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * ((x >= 0) | (grad < 0)).to(grad.dtype)
+
+
+class GDN(nn.Module):
+    """Generalized divisive normalization in its simplified form (Johnston et al. 2019):
+    y_i = x_i / (beta_i + sum_j gamma_ij |x_j|), or x_i * (...) when ``inverse`` (IGDN, for
+    synthesis). The normalisation of Ballé's hyperprior codecs: unlike ChannelNorm it keeps each
+    pixel's amplitude, which carries contrast, and it trained MSE codecs faster here
+    (docs/training.md, core pilots)."""
+
+    def __init__(self, channels: int, inverse: bool = False):
+        super().__init__()
+        self.inverse = inverse
+        self.beta = nn.Parameter(torch.ones(channels))
+        self.gamma = nn.Parameter(0.1 * torch.eye(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gamma = _NonNegative.apply(self.gamma)[:, :, None, None].to(x.dtype)
+        beta = _NonNegative.apply(self.beta).to(x.dtype) + 1e-6
+        norm = F.conv2d(x.abs(), gamma, beta)
+        return x * norm if self.inverse else x / norm

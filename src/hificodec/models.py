@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .entropy import EntropyBottleneck, GaussianConditional, HyperpriorLatentModel, resize_registered_buffers
-from .layers import BetaEmbedding, ChannelNorm2d, ConditionalResidualBlock, ResidualBlock, RowSplitConv2d, conv, upconv
+from .layers import GDN, BetaEmbedding, ChannelNorm2d, ConditionalResidualBlock, ResidualBlock, RowSplitConv2d, conv, upconv
 
 BETA_MAX_TRAIN = 5.12  # beta is sampled in [0, 5.12] during training
 BETA_MAX = 2.56  # the receiver may choose beta in [0, 2.56]
@@ -41,6 +41,10 @@ class ModelConfig:
     # Residual blocks in E at 1/16 resolution, before the latent layer (HiFiC has none). The
     # decoder does not see them: files and G are the same with or without.
     encoder_blocks: int = 0
+    # "channel": HiFiC's ChannelNorm + ReLU after each convolution of E and of G's upsampling,
+    # and on G's input. "gdn": GDN in E and inverse GDN in G's upsampling (as in Ballé's
+    # hyperprior codecs) and no normalisation of G's input, which keeps the latent's amplitude.
+    norm: str = "channel"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,19 +94,36 @@ CONFIGS["hific-cpu-vbr-wide2"] = replace(CONFIGS["hific-cpu-vbr"], channels=(48,
 # the same decoder (latent refinement showed G can decode better latents than E finds). Started
 # from hific-cpu-vbr-wide's weights, the new blocks as the identity (docs/training.md).
 CONFIGS["hific-cpu-vbr-wide-e3"] = replace(CONFIGS["hific-cpu-vbr-wide"], encoder_blocks=3)
+# hific-cpu with GDN in place of ChannelNorm + ReLU (ModelConfig.norm): the core pilots
+# (docs/training.md) compare how fast each learns rate + MSE.
+CONFIGS["hific-cpu-gdn"] = replace(CONFIGS["hific-cpu"], norm="gdn")
+# hific-cpu-gdn with 128 channels at 1/2, 1/4 and 1/8 resolution, as wide there as CompressAI's
+# bmshj2018 (N=128), whose synthesis spends most of its work at 1/2 resolution: 1.26x the
+# generator's multiply-adds per pixel (core pilots, docs/training.md).
+CONFIGS["hific-cpu-gdn-wide"] = replace(CONFIGS["hific-cpu-gdn"], channels=(24, 128, 128, 128, 256))
+CONFIGS["tiny-gdn"] = replace(CONFIGS["tiny"], norm="gdn")
 # tiny-vbr with twice the channels at full and half resolution: tests of widen.py.
 CONFIGS["tiny-vbr-wide"] = replace(CONFIGS["tiny-vbr"], channels=(8, 16, 8, 16, 16))
 # tiny-vbr with two encoder blocks: tests of growing the encoder.
 CONFIGS["tiny-vbr-e2"] = replace(CONFIGS["tiny-vbr"], encoder_blocks=2)
 
 
+def _activation(cfg: ModelConfig, channels: int, inverse: bool = False) -> list[nn.Module]:
+    """What follows each convolution of E and of G's upsampling path (ModelConfig.norm)."""
+    if cfg.norm == "gdn":
+        return [GDN(channels, inverse=inverse)]
+    if cfg.norm != "channel":
+        raise ValueError(f"norm must be 'channel' or 'gdn', not {cfg.norm!r}")
+    return [ChannelNorm2d(channels), nn.ReLU(inplace=True)]
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         ch = cfg.channels
-        layers: list[nn.Module] = [conv(3, ch[0], 7), ChannelNorm2d(ch[0]), nn.ReLU(inplace=True)]
+        layers: list[nn.Module] = [conv(3, ch[0], 7), *_activation(cfg, ch[0])]
         for c_in, c_out in zip(ch[:-1], ch[1:]):
-            layers += [conv(c_in, c_out, 3, stride=2), ChannelNorm2d(c_out), nn.ReLU(inplace=True)]
+            layers += [conv(c_in, c_out, 3, stride=2), *_activation(cfg, c_out)]
         layers.append(conv(ch[-1], cfg.latent_channels, 3))
         self.net = nn.Sequential(*layers)
         self.blocks = nn.Sequential(*(ResidualBlock(ch[-1]) for _ in range(cfg.encoder_blocks)))
@@ -118,16 +139,19 @@ class Generator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         ch = cfg.channels
-        self.head = nn.Sequential(
-            ChannelNorm2d(cfg.latent_channels), conv(cfg.latent_channels, ch[-1], 3), ChannelNorm2d(ch[-1])
-        )
+        if cfg.norm == "gdn":
+            self.head = nn.Sequential(conv(cfg.latent_channels, ch[-1], 3))
+        else:
+            self.head = nn.Sequential(
+                ChannelNorm2d(cfg.latent_channels), conv(cfg.latent_channels, ch[-1], 3), ChannelNorm2d(ch[-1])
+            )
         self.beta_embedding = BetaEmbedding(cfg.beta_embed_width, beta_max=BETA_MAX_TRAIN)
         self.blocks = nn.ModuleList(
             ConditionalResidualBlock(ch[-1], cfg.beta_embed_width) for _ in range(cfg.residual_blocks)
         )
         ups: list[nn.Module] = []
         for c_in, c_out in zip(ch[:0:-1], ch[-2::-1]):
-            ups += [upconv(c_in, c_out), ChannelNorm2d(c_out), nn.ReLU(inplace=True)]
+            ups += [upconv(c_in, c_out), *_activation(cfg, c_out, inverse=True)]
         ups.append(conv(ch[0], 3, 7))
         self.tail = nn.Sequential(*ups)
 

@@ -91,6 +91,9 @@ class TrainConfig:
     # frozen (it must come with init_from), which then asks which latents make G's output look
     # real. Tried once on refinement's beta-0 loss alone (beta_max_train = 0, rate_weights): it
     # bought PSNR with realism (docs/training.md).
+    # "generator": the realism stage of a two-stage recipe (HiFiC, MS-ILLM): only G, its inverse
+    # gains and D learn; everything the sender runs (E, the hyperprior, the z prior, the forward
+    # gains) is held still, so the files a trained core writes stay byte-identical.
     train_parts: str = "all"
     aux_lr: float = 1e-3
     # The factorized prior of z starts wide (CompressAI's init_scale 10); at the main lr it needs
@@ -270,8 +273,8 @@ class Trainer:
 
         self.model = HiFiC(CONFIGS[cfg.architecture]).to(self.device)
         self.disc = Discriminator(CONFIGS[cfg.architecture]).to(self.device)
-        if cfg.train_parts not in ("all", "encoder"):
-            raise ValueError(f"train_parts must be 'all' or 'encoder', not {cfg.train_parts!r}")
+        if cfg.train_parts not in ("all", "encoder", "generator"):
+            raise ValueError(f"train_parts must be 'all', 'encoder' or 'generator', not {cfg.train_parts!r}")
         if cfg.rate_measure not in ("noisy", "coded"):
             raise ValueError(f"rate_measure must be 'noisy' or 'coded', not {cfg.rate_measure!r}")
         if cfg.rate_weights and len(cfg.rate_weights) != self.model.rate_levels:
@@ -324,6 +327,11 @@ class Trainer:
             self.disc.eval()  # in train mode each forward would advance spectral norm's power iteration
             self.model.encoder.requires_grad_(True)
             self.model.latent_model.hyper_analysis.requires_grad_(True)
+        if cfg.train_parts == "generator":
+            self.model.requires_grad_(False)
+            self.model.generator.requires_grad_(True)
+            if self.model.rate_levels > 1:
+                self.model.log_inverse_gain.requires_grad_(True)  # applied after decoding: the decoder's
         aux = [p for n, p in self.model.named_parameters() if n.endswith(".quantiles")]  # unused if encoder-only
         params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}  # all, unless encoder-only
         density = [p for n, p in params.items() if ".entropy_bottleneck." in n and not n.endswith(".quantiles")]
@@ -496,9 +504,10 @@ class Trainer:
             y_hat = y_hat * inverse_gain  # what G and D see: the same scale at every rate level
             with autocast:
                 x_hat = self.train_generator(y_hat, beta)
-                # at beta 0 alone LPIPS has no weight in the loss: only logged, without a backward
-                with torch.set_grad_enabled(torch.is_grad_enabled() and cfg.beta_max_train > 0):
+                if cfg.beta_max_train > 0:
                     perceptual = self.lpips(x_hat, x).float()
+                else:  # at beta 0 alone LPIPS has no weight: not computed (a core stage's step is ~1/3 cheaper)
+                    perceptual = torch.zeros(x.shape[0], device=x.device)
             x_hat = x_hat.float()
             bpp = bits_per_pixel(likelihoods, x.shape[-2] * x.shape[-1])
             coded_bpp = bits_per_pixel(coded_likelihoods, x.shape[-2] * x.shape[-1])
@@ -517,7 +526,9 @@ class Trainer:
                 self.disc.requires_grad_(not self.encoder_only)
             loss = per_example.mean()
             out = {"bpp": batch_bpp, "coded_bpp": float(coded_bpp.mean()), "psnr": float(10 * torch.log10(255.0**2 / mse.detach().mean())),
-                   "lpips": float(perceptual.detach().mean()), "loss": float(loss.detach()), "lambda": float(rate_weight.mean())}
+                   "loss": float(loss.detach()), "lambda": float(rate_weight.mean())}
+            if cfg.beta_max_train > 0:
+                out["lpips"] = float(perceptual.detach().mean())
             if self.model.rate_levels > 1:
                 for level in levels.unique().tolist():  # a small batch may miss a level
                     out[f"bpp_q{level}"] = float(measured.detach()[levels == level].mean())
@@ -549,7 +560,7 @@ class Trainer:
         loss.backward()
         self.opt_g.step()
 
-        if not self.encoder_only:  # the gains and the z prior belong to the decoder too
+        if self.cfg.train_parts == "all":  # the forward gains and the z prior shape the files
             if self.model.rate_levels > 1 and cfg.gain_control:
                 self._steer_gains(levels)
             aux_loss = self.model.latent_model.aux_loss()
@@ -639,7 +650,7 @@ class Trainer:
                 if self.step % cfg.log_every == 0 or self.step == cfg.total_steps:
                     means = {k: v / counts[k] for k, v in sums.items()}
                     bar.set_postfix(stage=self.stage(self.step - 1), bpp=f"{means['bpp']:.3f}",
-                                    psnr=f"{means['psnr']:.2f}", lpips=f"{means['lpips']:.3f}")
+                                    psnr=f"{means['psnr']:.2f}", lpips=f"{means.get('lpips', float('nan')):.3f}")
                     self._log({"step": self.step, "stage": self.stage(self.step - 1),
                                "seconds": round(self.train_seconds, 1), **{k: round(v, 5) for k, v in means.items()}})
                     sums, counts = {}, {}
