@@ -8,7 +8,7 @@ digest prefix in the `weights` column (default reference: the shipped hific-cpu-
 quality and beta of the candidate, the reference's per-image curve over its qualities is read off
 at the bpp the candidate got on that image (log-bpp interpolation, extended along the end segment
 beyond the reference's range; such images are counted). A training phase that lands at another
-rate than its predecessor is judged by this, not by means at each quality (docs/training.md).
+rate than its predecessor is judged by this, not by means at each quality (docs/lab-notebook.md).
 """
 
 from __future__ import annotations

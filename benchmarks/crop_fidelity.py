@@ -8,7 +8,7 @@ own sampler: random rescale of the short side to 256-768, crop) of the training 
 held-out folder. PSNR is on the float crops and output, as the trainer logs it (no 8-bit
 rounding, unlike `hfc eval`). Run on weights from successive training phases: if the training
 crops gain and the held-out crops do not, the model is memorizing its training set
-(docs/training.md, "What limits the models now").
+(docs/lab-notebook.md).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 For each image and rate level, PSNR of the generator's output from the quantized latent (what a
 .hfc file gives) and from the same latent unquantized (what any number of bits could give at
 most, with this encoder and generator). If the two are close, more bits cannot buy fidelity:
-only a better encoder-generator pair can (docs/training.md, "What limits the models now").
+only a better encoder-generator pair can (docs/lab-notebook.md).
 """
 
 from __future__ import annotations

@@ -46,6 +46,21 @@ def tiny_vbr_codec(tiny_weights_dir):
     return Codec.load(TINY_VBR, "cpu", tiny_weights_dir)
 
 
+@pytest.fixture
+def run(tiny_weights_dir, monkeypatch):
+    """The hfc CLI in-process, with the tiny test models installed: run("encode", ...)."""
+    from click.testing import CliRunner
+
+    from hificodec.cli import main
+
+    monkeypatch.setenv("HFC_WEIGHTS_DIR", str(tiny_weights_dir))
+
+    def invoke(*args, input=None):
+        return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+
+    return invoke
+
+
 @pytest.fixture(scope="session")
 def shipped_codec():
     from hificodec.codec import Codec

@@ -7,21 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from conftest import TINY, TINY_VBR, random_image
-from hificodec.cli import main
-
-
-@pytest.fixture
-def run(tiny_weights_dir, monkeypatch):
-    monkeypatch.setenv("HFC_WEIGHTS_DIR", str(tiny_weights_dir))
-
-    def invoke(*args, input=None):
-        return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
-
-    return invoke
 
 
 def _photo(path: Path, h: int, w: int, seed: int) -> None:

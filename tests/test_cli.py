@@ -15,16 +15,6 @@ from hificodec.cli import main
 
 
 @pytest.fixture
-def run(tiny_weights_dir, monkeypatch):
-    monkeypatch.setenv("HFC_WEIGHTS_DIR", str(tiny_weights_dir))
-
-    def invoke(*args, input=None):
-        return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
-
-    return invoke
-
-
-@pytest.fixture
 def images(tmp_path) -> Path:
     folder = tmp_path / "in"
     folder.mkdir()

@@ -5,7 +5,6 @@ import io
 import json
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,16 +56,19 @@ def test_pages_embed_every_frame_and_the_matched_codecs(pages):
 
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
 def test_page_in_headless_chromium(tmp_path):
-    """A real browser: the page loads with no console errors, the slider changes the shown
-    image (keyboard, as a user would), a click moves the zoom, and a screenshot is taken. Uses
-    the shipped model on the bundled photo, whose frames differ with beta."""
+    """A real browser: the index links the pages, a page loads with no console errors, the
+    slider changes the shown image (keyboard, as a user would), a click moves the zoom, and a
+    screenshot is taken. Uses the shipped model on the bundled photo, whose frames differ with
+    beta."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    r = CliRunner(env={"HFC_WEIGHTS_DIR": ""}).invoke(main, ["compare", str(EXAMPLE), "-o", str(tmp_path)],
+    crop = tmp_path / "crop.png"  # a second image, for the index page
+    Image.open(EXAMPLE).crop((200, 100, 392, 228)).save(crop)
+    r = CliRunner(env={"HFC_WEIGHTS_DIR": ""}).invoke(main, ["compare", str(EXAMPLE), str(crop), "-o", str(tmp_path / "out")],
                                                       catch_exceptions=False)
     assert r.exit_code == 0, r.output
     options = webdriver.ChromeOptions()
@@ -78,7 +80,9 @@ def test_page_in_headless_chromium(tmp_path):
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
-        driver.get((tmp_path / "kodim23.html").as_uri())
+        driver.get((tmp_path / "out" / "index.html").as_uri())
+        driver.find_element(By.LINK_TEXT, "kodim23").click()
+        assert driver.title.startswith("kodim23")
         image = driver.find_element(By.ID, "img-hfc")
         slider = driver.find_element(By.ID, "beta")
         assert driver.find_element(By.ID, "beta-value").text == "2.56"

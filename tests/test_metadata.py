@@ -7,23 +7,15 @@ import zlib
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image, ImageCms
 
 from conftest import TINY, random_image
 from hificodec import bitstream
 from hificodec.bitstream import BitstreamError, HfcFile, Metadata, parse
-from hificodec.cli import main
 
 XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
        b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/" '
        b'tiff:Orientation="6"><dc:creator>Ann Example</dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>')
-
-
-@pytest.fixture
-def run(tiny_weights_dir, monkeypatch):
-    monkeypatch.setenv("HFC_WEIGHTS_DIR", str(tiny_weights_dir))
-    return lambda *args: CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture

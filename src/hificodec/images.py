@@ -136,7 +136,9 @@ def encode_image(rgb8: np.ndarray, fmt: str, metadata: Metadata = Metadata()) ->
     """Encodes (H, W, 3) uint8 to PNG/JPEG/WebP/... bytes, with the metadata the format carries."""
     buf = io.BytesIO()
     kwargs = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    Image.fromarray(rgb8, "RGB").save(buf, format=fmt, **kwargs, **save_options(metadata, fmt))
+    with warnings.catch_warnings():  # Pillow's warnings about a damaged EXIF block it skips parts of
+        warnings.simplefilter("ignore")
+        Image.fromarray(rgb8, "RGB").save(buf, format=fmt, **kwargs, **save_options(metadata, fmt))
     return buf.getvalue()
 
 

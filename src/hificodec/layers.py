@@ -178,7 +178,7 @@ class GDN(nn.Module):
     y_i = x_i / (beta_i + sum_j gamma_ij |x_j|), or x_i * (...) when ``inverse`` (IGDN, for
     synthesis). The normalisation of Ballé's hyperprior codecs: unlike ChannelNorm it keeps each
     pixel's amplitude, which carries contrast, and it trained MSE codecs faster here
-    (docs/training.md, core pilots)."""
+    (docs/lab-notebook.md, core pilots)."""
 
     def __init__(self, channels: int, inverse: bool = False):
         super().__init__()

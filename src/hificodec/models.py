@@ -87,19 +87,19 @@ CONFIGS["tiny-vbr"] = replace(CONFIGS["tiny"], rate_levels=3)
 CONFIGS["hific-cpu-vbr-wide"] = replace(CONFIGS["hific-cpu-vbr"], channels=(48, 48, 96, 192, 256))
 # hific-cpu-vbr-wide with twice the channels at 1/2, 1/4 and 1/8 resolution (the upsampling path
 # where texture is drawn), started from phase T's weights by widen.py. No shipped weights use it:
-# phases V and W (12000 steps) measured as phase T does (docs/training.md). 1.12x the training
+# phases V and W (12000 steps) measured as phase T does (docs/lab-notebook.md). 1.12x the training
 # step, 1.8x the generator's time on a Kodak-size latent.
 CONFIGS["hific-cpu-vbr-wide2"] = replace(CONFIGS["hific-cpu-vbr"], channels=(48, 96, 192, 384, 256))
 # hific-cpu-vbr-wide with three residual blocks in E at 1/16 resolution: a stronger encoder for
 # the same decoder (latent refinement showed G can decode better latents than E finds). Started
-# from hific-cpu-vbr-wide's weights, the new blocks as the identity (docs/training.md).
+# from hific-cpu-vbr-wide's weights, the new blocks as the identity (docs/lab-notebook.md).
 CONFIGS["hific-cpu-vbr-wide-e3"] = replace(CONFIGS["hific-cpu-vbr-wide"], encoder_blocks=3)
 # hific-cpu with GDN in place of ChannelNorm + ReLU (ModelConfig.norm): the core pilots
-# (docs/training.md) compare how fast each learns rate + MSE.
+# (docs/lab-notebook.md) compare how fast each learns rate + MSE.
 CONFIGS["hific-cpu-gdn"] = replace(CONFIGS["hific-cpu"], norm="gdn")
 # hific-cpu-gdn with 128 channels at 1/2, 1/4 and 1/8 resolution, as wide there as CompressAI's
 # bmshj2018 (N=128), whose synthesis spends most of its work at 1/2 resolution: 1.26x the
-# generator's multiply-adds per pixel (core pilots, docs/training.md).
+# generator's multiply-adds per pixel (core pilots, docs/lab-notebook.md).
 CONFIGS["hific-cpu-gdn-wide"] = replace(CONFIGS["hific-cpu-gdn"], channels=(24, 128, 128, 128, 256))
 CONFIGS["tiny-gdn"] = replace(CONFIGS["tiny"], norm="gdn")
 # tiny-vbr with twice the channels at full and half resolution: tests of widen.py.

@@ -90,7 +90,7 @@ class TrainConfig:
     # training the loss keeps its realism terms: LPIPS, and the GAN judged by the trained D,
     # frozen (it must come with init_from), which then asks which latents make G's output look
     # real. Tried once on refinement's beta-0 loss alone (beta_max_train = 0, rate_weights): it
-    # bought PSNR with realism (docs/training.md).
+    # bought PSNR with realism (docs/lab-notebook.md).
     # "generator": the realism stage of a two-stage recipe (HiFiC, MS-ILLM): only G, its inverse
     # gains and D learn; everything the sender runs (E, the hyperprior, the z prior, the forward
     # gains) is held still, so the files a trained core writes stay byte-identical.
@@ -102,7 +102,7 @@ class TrainConfig:
     gain_lr_factor: float = 10.0  # the learned inverse gains of a variable-rate model
     # The encoder's residual blocks (architectures with encoder_blocks): new blocks start as the
     # identity and need a new part's lr, while the rest of a trained model continues at a low one
-    # (a restart at 1e-4 undoes its last anneal, docs/training.md).
+    # (a restart at 1e-4 undoes its last anneal, docs/lab-notebook.md).
     encoder_blocks_lr_factor: float = 1.0
     # The forward gains set each level's quantiser step. Straight-through rounding hides from
     # the distortion loss what a finer step buys, so gradients would only ever shrink them;
@@ -112,7 +112,7 @@ class TrainConfig:
     # Exponential moving average of the model's weights, per step (0: off). Validation and export
     # use the average: at a constant lr the GAN's weights jitter from step to step, and a lr drop
     # bought phase B its gain only in its last 500 steps. Measured once (phase C, 0.999): on a
-    # model still improving this fast the average lagged the final weights (docs/training.md).
+    # model still improving this fast the average lagged the final weights (docs/lab-notebook.md).
     ema_decay: float = 0.0
     # run
     bf16: bool = True  # bf16 autocast where the hardware computes bf16 natively, see native_bf16
