@@ -33,7 +33,7 @@ def seams(model: str) -> dict:
     hfc = bitstream.parse(codec.encode(photo))
     y_hat = codec.latent(hfc)
     single = codec.generate(hfc, y_hat, 2.56).astype(int)
-    codec_module.TILE = 16
+    codec_module.TRUNK_TILE = codec_module.TAIL_TILE = 16  # G's two parts both cut every 16 latent pixels
     tiled = codec.generate(hfc, y_hat, 2.56).astype(int)
     err = np.abs(tiled - single).mean(axis=2)
     near = np.zeros(err.shape, bool)

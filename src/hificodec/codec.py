@@ -25,13 +25,21 @@ from .tiles import tile_spans
 DEFAULT_BETA = BETA_MAX  # a generative codec's point is realism; beta=0 is one flag away
 
 # Large images run through E and G in tiles, which bounds memory by the tile size instead of
-# the image size. Tiles overlap by more than each network's receptive field (G: ~12 latent
-# pixels, E: ~3), so they match a single pass up to float rounding; benchmarks/tiling.py
-# measures the seams and the memory. Images up to TILE latent pixels a side (1536 px) run in
-# one piece, as before. Units: latent pixels (16 image pixels).
+# the image size. Tiles overlap by more than each part's receptive field, so they match a single
+# pass up to float rounding; benchmarks/tiling.py measures the seams and the memory. Units:
+# latent pixels (16 image pixels).
+# - E: tiles of TILE (1536 px; smaller images in one piece) overlapping by ENCODER_MARGIN (~3).
+# - G in two parts (Generator.trunk / synthesize): its trunk at latent resolution holds most of
+#   its reach (~11) but little memory, so it runs in large TRUNK_TILE tiles; its upsampling path
+#   holds the full-resolution maps but reaches ~2, so it runs in TAIL_TILE tiles with a margin of
+#   3. Overlap then adds (1 + 6/64)^2 = 1.2x to the upsampling path alone, where one margin of 16
+#   around 96 added (1 + 32/96)^2 = 1.8x to all of G.
 TILE = 96
-GENERATOR_MARGIN = 16
 ENCODER_MARGIN = 4
+TRUNK_TILE = 128
+TRUNK_MARGIN = 12
+TAIL_TILE = 64
+TAIL_MARGIN = 3
 
 
 class CodecError(ValueError):
@@ -141,7 +149,7 @@ class Codec:
     def analyse(self, rgb8: np.ndarray) -> torch.Tensor:
         """E's latent of an image, before any rate level's gain (the same at every quality)."""
         # The entropy model keeps the standard layout whatever E ran in (see from_info).
-        return self._encode_tiled(self._padded(rgb8)).contiguous()
+        return self._tiled(self.model.encoder, self._padded(rgb8), TILE, ENCODER_MARGIN, HiFiC.latent_stride).contiguous()
 
     def refine(self, rgb8: np.ndarray, y: torch.Tensor, quality: float | None, steps: int) -> torch.Tensor:
         """``y`` (from ``analyse``) refined for this image at ``quality`` by ``steps`` steps."""
@@ -181,38 +189,42 @@ class Codec:
         _, inverse_gain = self.model.gains(torch.tensor([hfc.quality]))
         return y_hat * inverse_gain
 
-    def _encode_tiled(self, x: torch.Tensor) -> torch.Tensor:
-        s = HiFiC.latent_stride
-        h, w = x.shape[-2] // s, x.shape[-1] // s
-        rows, cols = tile_spans(h, TILE, ENCODER_MARGIN), tile_spans(w, TILE, ENCODER_MARGIN)
-        if len(rows) == len(cols) == 1:
-            return self.model.encoder(x)
-        y = None
-        for wy0, wy1, cy0, cy1 in rows:
-            for wx0, wx1, cx0, cx1 in cols:
-                part = self.model.encoder(x[..., wy0 * s : wy1 * s, wx0 * s : wx1 * s])
-                if y is None:
-                    y = part.new_empty(1, part.shape[1], h, w)
-                y[..., cy0:cy1, cx0:cx1] = part[..., cy0 - wy0 : cy1 - wy0, cx0 - wx0 : cx1 - wx0]
-        return y
-
     @torch.no_grad()
     def generate(self, hfc: bitstream.HfcFile, y_hat: torch.Tensor, beta: float) -> np.ndarray:
         """Pixels from a decoded latent, tile by tile for large images (uint8, H x W x 3)."""
         beta_t = torch.tensor([check_beta(beta)], device=self.device)
-        s = HiFiC.latent_stride
+        generator, s = self.model.generator, HiFiC.latent_stride
+        h = self._tiled(lambda window: generator.trunk(window, beta_t), y_hat, TRUNK_TILE, TRUNK_MARGIN)
         out = np.empty((hfc.height, hfc.width, 3), np.uint8)
-        for wy0, wy1, cy0, cy1 in tile_spans(y_hat.shape[-2], TILE, GENERATOR_MARGIN):
-            for wx0, wx1, cx0, cx1 in tile_spans(y_hat.shape[-1], TILE, GENERATOR_MARGIN):
+        for wy0, wy1, cy0, cy1 in tile_spans(h.shape[-2], TAIL_TILE, TAIL_MARGIN):
+            for wx0, wx1, cx0, cx1 in tile_spans(h.shape[-1], TAIL_TILE, TAIL_MARGIN):
                 top, left = cy0 * s, cx0 * s
                 if top >= hfc.height or left >= hfc.width:
                     continue  # a tile entirely in the padding
-                window = y_hat[..., wy0:wy1, wx0:wx1].to(self.device).contiguous(memory_format=self.memory_format)
-                x_hat = self.model.generator(window, beta_t)[0]
+                x_hat = generator.synthesize(h[..., wy0:wy1, wx0:wx1].contiguous(memory_format=self.memory_format))[0]
                 x_hat = x_hat[:, top - wy0 * s : cy1 * s - wy0 * s, left - wx0 * s : cx1 * s - wx0 * s]
                 tile = (x_hat.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
                 bottom, right = min(cy1 * s, hfc.height), min(cx1 * s, hfc.width)
                 out[top:bottom, left:right] = tile[: bottom - top, : right - left]
+        return out
+
+    def _tiled(self, part, x: torch.Tensor, core: int, margin: int, stride: int = 1) -> torch.Tensor:
+        """``part`` (E, or G's trunk) over ``x`` in overlapping windows, each keeping its core, for
+        a part whose output is at latent resolution and its input ``stride`` times finer. Spans
+        are in latent pixels."""
+        x = x.to(self.device)
+        rows = tile_spans(x.shape[-2] // stride, core, margin)
+        cols = tile_spans(x.shape[-1] // stride, core, margin)
+        if len(rows) == len(cols) == 1:
+            return part(x.contiguous(memory_format=self.memory_format))
+        out = None
+        for wy0, wy1, cy0, cy1 in rows:
+            for wx0, wx1, cx0, cx1 in cols:
+                window = x[..., wy0 * stride : wy1 * stride, wx0 * stride : wx1 * stride]
+                result = part(window.contiguous(memory_format=self.memory_format))
+                if out is None:
+                    out = result.new_empty(1, result.shape[1], x.shape[-2] // stride, x.shape[-1] // stride)
+                out[..., cy0:cy1, cx0:cx1] = result[..., cy0 - wy0 : cy1 - wy0, cx0 - wx0 : cx1 - wx0]
         return out
 
     def decode(self, data: bytes | bitstream.HfcFile, beta: float = DEFAULT_BETA) -> np.ndarray:

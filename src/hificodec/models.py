@@ -156,12 +156,22 @@ class Generator(nn.Module):
         self.tail = nn.Sequential(*ups)
 
     def forward(self, y_hat: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        return self.synthesize(self.trunk(y_hat, beta))
+
+    def trunk(self, y_hat: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        """The part at latent resolution: head and beta-conditional residual blocks (most of
+        G's receptive field, ~11 latent pixels, on small maps)."""
         h = self.head(y_hat)
         f_beta = self.beta_embedding(beta.to(h.device))
         skip = h
         for block in self.blocks:
             h = block(h, f_beta.to(h.dtype))
-        return (self.tail(h + skip) + 1.0) / 2.0  # [-1, 1] -> [0, 1]
+        return h + skip
+
+    def synthesize(self, h: torch.Tensor) -> torch.Tensor:
+        """The upsampling path from the trunk's output to pixels (~2 latent pixels of reach, but
+        the full-resolution maps that hold most of G's memory)."""
+        return (self.tail(h) + 1.0) / 2.0  # [-1, 1] -> [0, 1]
 
     def use_cpu_inference_forms(self) -> None:
         """Puts the RGB layer in the form oneDNN runs fast (RowSplitConv2d: the same function,
