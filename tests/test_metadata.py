@@ -158,3 +158,15 @@ def test_pillow_plugin_carries_metadata(tiny_weights_dir, camera_jpeg, tmp_path,
     Image.open(camera_jpeg).save(tmp_path / "q.hfc", model=TINY, exif=b"", xmp=b"")
     assert not parse((tmp_path / "q.hfc").read_bytes()).metadata
     assert np.asarray(im).shape == (64, 40, 3)
+
+
+def test_a_tiff_input_gives_its_photo_tags_not_its_layout(run, camera_jpeg, tmp_path):
+    """A TIFF keeps EXIF in its own directory beside its layout tags (strip offsets, sizes);
+    only the photo's tags and the Exif sub-directory go into the .hfc file."""
+    assert run("encode", camera_jpeg, "-o", tmp_path / "a.hfc", "--model", TINY).exit_code == 0
+    assert run("decode", tmp_path / "a.hfc", "-o", tmp_path / "a.tif").exit_code == 0
+    assert run("encode", tmp_path / "a.tif", "-o", tmp_path / "b.hfc", "--model", TINY).exit_code == 0
+    exif = Image.Exif()
+    exif.load(parse((tmp_path / "b.hfc").read_bytes()).metadata.exif)
+    assert exif[0x010F] == "Canon" and exif.get_ifd(0x8769)[0x9003] == "2024:05:06 07:08:00"
+    assert 0x0111 not in exif and 0x0100 not in exif  # no StripOffsets, no ImageWidth

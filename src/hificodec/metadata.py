@@ -72,10 +72,30 @@ def _raw_xmp(img: Image.Image) -> bytes:
 
 def _raw_exif(img: Image.Image) -> bytes:
     exif = img.info.get("exif", b"")
-    if not exif and img.format == "TIFF":  # EXIF tags live in the TIFF's own IFD
-        exif = img.getexif().tobytes()
+    if not exif and img.format == "TIFF":  # EXIF tags live in the TIFF's own directory
+        exif = _tiff_exif(img)
     exif = bytes(exif)
     return exif[len(EXIF_PREFIX):] if exif.startswith(EXIF_PREFIX) else exif
+
+
+# The tags of a TIFF's own directory that describe the photo rather than the file's layout
+# (strip offsets, sizes, compression): description, make, model, orientation, software, date,
+# artist, copyright; and its Exif and GPS sub-directories.
+_TIFF_PHOTO_TAGS = (0x010E, 0x010F, 0x0110, 0x0112, 0x0131, 0x0132, 0x013B, 0x8298)
+_SUB_DIRECTORIES = (0x8769, 0x8825)
+
+
+def _tiff_exif(img: Image.Image) -> bytes:
+    source = img.getexif()
+    exif = Image.Exif()
+    for tag in _TIFF_PHOTO_TAGS:
+        if tag in source:
+            exif[tag] = source[tag]
+    for tag in _SUB_DIRECTORIES:
+        directory = source.get_ifd(tag)
+        if directory:
+            exif[tag] = dict(directory)
+    return exif.tobytes() if len(exif) else b""
 
 
 def read_metadata(img: Image.Image) -> Metadata:
