@@ -143,3 +143,20 @@ def test_mutated_files_never_escape(edits, cut, splice):
     except BitstreamError:
         return
     assert parsed.to_bytes() == mutated
+
+
+def test_fast_scale_indexes_match_compressai():
+    """entropy.GaussianConditional.build_indexes (one binary search) picks the same CDF table
+    as CompressAI's (one comparison per table entry), ties and out-of-range scales included."""
+    import torch
+    from compressai.entropy_models import GaussianConditional as CompressAIGaussianConditional
+
+    from hificodec.entropy import SCALES_MIN, GaussianConditional, scale_table
+
+    ours, theirs = GaussianConditional(scale_table(), scale_bound=SCALES_MIN), \
+        CompressAIGaussianConditional(scale_table(), scale_bound=SCALES_MIN)
+    table = ours.scale_table
+    torch.manual_seed(0)
+    scales = torch.cat([torch.rand(50000) * 300, table, table - 1e-6, table + 1e-6,
+                        torch.tensor([0.0, -1.0, 1e9, SCALES_MIN])]).reshape(1, -1, 1, 1)
+    assert torch.equal(ours.build_indexes(scales), theirs.build_indexes(scales))

@@ -75,7 +75,8 @@ _register_compressai_lazily()
 with warnings.catch_warnings(), _scipy_stats_deferred():
     warnings.simplefilter("ignore", FutureWarning)  # compressai's use of torch.jit.script
     import compressai.ans  # noqa: F401  (so the entropy models' `from compressai import ans` finds it)
-    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+    from compressai.entropy_models import EntropyBottleneck
+    from compressai.entropy_models import GaussianConditional as _CompressAIGaussianConditional
 
 # 64 log-spaced scales over [0.11, 256], as in HiFiC's reference implementation.
 SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
@@ -123,6 +124,18 @@ def _hyper_synthesis(latent_channels: int, hyper_channels: int) -> nn.Sequential
         nn.ReLU(inplace=True),
         nn.Conv2d(hyper_channels, latent_channels, 3, padding=1),
     )
+
+
+class GaussianConditional(_CompressAIGaussianConditional):
+    """CompressAI's GaussianConditional with a faster ``build_indexes``, which picks each
+    element's CDF table from its scale. CompressAI's compares the whole scale map with each of
+    the 63 table entries in turn (63 passes over ~300k values for a Kodak image); a binary
+    search gives the same index, the number of entries below the scale, in one pass. Same
+    float32 comparisons, so the same indexes, bit for bit (tests/test_bitstream.py)."""
+
+    def build_indexes(self, scales: torch.Tensor) -> torch.Tensor:
+        scales = self.lower_bound_scale(scales)
+        return torch.searchsorted(self.scale_table[:-1].to(scales.dtype), scales.contiguous()).int()
 
 
 class HyperpriorLatentModel(nn.Module):
