@@ -36,14 +36,18 @@ from hificodec.models import CONFIGS, HiFiC  # noqa: E402
 class ProjectCore(torch.nn.Module):
     """A project architecture's E -> hyperprior -> G(beta = 0), single rate."""
 
-    def __init__(self, arch: str):
+    def __init__(self, arch: str, decoder_noise: bool = False):
         super().__init__()
         self.model = HiFiC(CONFIGS[arch])
+        self.decoder_noise = decoder_noise
 
     def forward(self, x: torch.Tensor, autocast) -> tuple[torch.Tensor, dict, dict]:
         with autocast:
             y = self.model.encoder(x)
-        y_hat, likelihoods, coded = self.model.latent_model(y.float())
+        y = y.float()
+        y_hat, likelihoods, coded = self.model.latent_model(y)
+        if self.decoder_noise and self.training:  # G trains on y + U(-1/2, 1/2), as bmshj2018's synthesis does
+            y_hat = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         with autocast:
             x_hat = self.model.generator(y_hat, torch.zeros(x.shape[0]))
         return x_hat.float(), likelihoods, coded
@@ -124,6 +128,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-bf16", action="store_true")
+    parser.add_argument("--decoder-noise", action="store_true",
+                        help="a project architecture's G trains on y plus uniform noise instead of y rounded "
+                             "straight-through (evaluation always rounds)")
     parser.add_argument("--log", type=Path, help="also append the JSON lines here")
     args = parser.parse_args()
 
@@ -137,20 +144,20 @@ def main() -> None:
              for p in image_files([data / "kodak"])]
     print(f"{len(images)} training images, {len(kodak)} Kodak images loaded in {time.time() - t0:.0f} s", flush=True)
 
-    core = ReferenceCore() if args.arch == "bmshj2018" else ProjectCore(args.arch)
+    core = ReferenceCore() if args.arch == "bmshj2018" else ProjectCore(args.arch, args.decoder_noise)
     aux_params = [p for n, p in core.named_parameters() if n.endswith("quantiles")]
     main_params = [p for n, p in core.named_parameters() if not n.endswith("quantiles")]
     opt = torch.optim.Adam(main_params, lr=args.lr)
     opt_aux = torch.optim.Adam(aux_params, lr=1e-3)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=not args.no_bf16)
-    print(json.dumps({"arch": args.arch, "parameters": sum(p.numel() for p in main_params),
+    print(json.dumps({"arch": args.arch, "decoder_noise": args.decoder_noise, "parameters": sum(p.numel() for p in main_params),
                       "threads": args.threads, "lmbda": args.lmbda, "crop": args.crop, "batch": args.batch}), flush=True)
 
     start, step, next_eval, train_seconds = time.time(), 0, 0.0, 0.0
     while True:
         minutes = train_seconds / 60  # training time only: evaluations do not count
         if minutes >= next_eval or minutes >= args.minutes:
-            record = {"arch": args.arch, "minutes": round(minutes, 1), "wall_minutes": round((time.time() - start) / 60, 1),
+            record = {"arch": args.arch + ("+noise" if args.decoder_noise else ""), "minutes": round(minutes, 1), "wall_minutes": round((time.time() - start) / 60, 1),
                       "step": step, **evaluate(core, kodak, autocast)}
             line = json.dumps(record)
             print(line, flush=True)
