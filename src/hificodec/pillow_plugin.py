@@ -59,7 +59,7 @@ class HfcImageFile(ImageFile.ImageFile):
         if self._hfc.metadata.xmp:
             self.info["xmp"] = self._hfc.metadata.xmp
         self.beta = _settings["beta"]  # None: the codec's default (2.56)
-        self.tile = [ImageFile._Tile("raw", (0, 0) + self._size, 0, ("RGB", 0, 1))]
+        self.tile = [("raw", (0, 0) + self._size, 0, ("RGB", 0, 1))]  # a plain tuple: Pillow 10 has no _Tile
         self._decoded = False
 
     def load(self):
