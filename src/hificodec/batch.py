@@ -101,11 +101,13 @@ def plan(inputs: list[str], output: str | None, outdir: str | None, out_ext: str
     if output and outdir:
         raise PlanError("use either -o/--output or -d/--outdir, not both")
     pairs: list[tuple[str, PurePath | None]] = []  # (source, path under outdir; None: flat)
+    folder_given = False
     for item in inputs:
         p = Path(item)
         if item == STDIO or not p.is_dir():
             pairs.append((item, None))
             continue
+        folder_given = True
         found = image_files([p], in_exts)
         if not found:
             raise PlanError(f"folder {item} has no {'/'.join(sorted(in_exts))} files")
@@ -138,7 +140,7 @@ def plan(inputs: list[str], output: str | None, outdir: str | None, out_ext: str
         raise PlanError(f"two inputs would write the same output file {clash}; use -o per file")
     if sum(j.target == STDIO for j in jobs) > 1:
         raise PlanError("only one output can go to stdout")
-    is_batch = len(jobs) > 1 or bool(listed) or any(Path(i).is_dir() for i in inputs if i != STDIO)
+    is_batch = len(jobs) > 1 or bool(listed) or folder_given
     if outdir:
         try:
             Path(outdir).mkdir(parents=True, exist_ok=True)
@@ -250,12 +252,13 @@ class Tally:
         return text
 
 
-def _human(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+def _human(n: float) -> str:
+    if n < 1000:
+        return f"{n:.0f} B"
+    for unit in ("kB", "MB", "GB"):
         n /= 1000
-    return f"{n} B"  # unreachable
+        if n < 1000 or unit == "GB":
+            return f"{n:.1f} {unit}"
 
 
 def run(plan_: Plan, convert, *, force: bool, quiet: bool, verbose: bool, complete=None,

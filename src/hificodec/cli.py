@@ -130,12 +130,7 @@ def encode(inputs, model, quality, refine_steps, output, outdir, force, device, 
     plan = _plan(inputs, output, outdir, ".hfc", IMAGE_EXTENSIONS, files_from, null)
     _check_json(as_json, plan)
     codec = _load_codec(model or DEFAULT_MODEL, device)
-    from .codec import CodecError
-
-    try:
-        quality_code = codec.quality_code(quality)
-    except CodecError as exc:
-        raise click.BadParameter(str(exc), param_hint="--quality")
+    quality_code = _quality_code(codec, quality)
 
     def convert(job: batch.Job) -> batch.Converted:
         start = time.monotonic()
@@ -166,6 +161,16 @@ def _load_codec(name: str, device: str):
     except (ModelNotFound, WeightsError, CodecError) as exc:
         _error(str(exc))
         sys.exit(EXIT_MODEL)
+
+
+def _quality_code(codec, quality: float | None) -> int:
+    """The stored form of --quality, or a usage error if the model has no such level."""
+    from .codec import CodecError
+
+    try:
+        return codec.quality_code(quality)
+    except CodecError as exc:
+        raise click.BadParameter(str(exc), param_hint="--quality") from None
 
 
 def _float_list(text: str, option: str) -> list[float]:
@@ -477,12 +482,7 @@ def compare(inputs, outdir, model, quality, codecs, device):
     if any(job.source == STDIO for job in plan.jobs):
         raise click.UsageError("compare reads files, not stdin")
     codec = _load_codec(model or DEFAULT_MODEL, device)
-    from .codec import CodecError
-
-    try:
-        codec.quality_code(quality)
-    except CodecError as exc:
-        raise click.BadParameter(str(exc), param_hint="--quality")
+    _quality_code(codec, quality)
     lpips = _lpips_metric()
     rows = []
 

@@ -9,6 +9,7 @@ and decoded images are tagged sRGB rather than with the original profile.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import struct
@@ -63,19 +64,28 @@ def upright_xmp(xmp: bytes) -> bytes:
     return _XMP_ORIENTATION.sub(rb"\g<1>1", xmp)
 
 
-def _raw_xmp(img: Image.Image) -> bytes:
+def upright(exif, xmp, icc_note: str = "") -> Metadata:
+    """Metadata as stored beside upright pixels, from EXIF as Pillow gives it (bytes with or
+    without JPEG's "Exif\0\0", or an Image.Exif) and XMP (bytes or text): the prefix dropped,
+    the orientation of both set to 1."""
+    exif = exif.tobytes() if isinstance(exif, Image.Exif) else bytes(exif or b"")
+    exif = exif[len(EXIF_PREFIX):] if exif.startswith(EXIF_PREFIX) else exif
+    xmp = xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp or b"")
+    return Metadata(upright_exif(exif), upright_xmp(xmp), icc_note)
+
+
+def _raw_xmp(img: Image.Image):
     xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp") or b""
     if not xmp and hasattr(img, "tag_v2"):  # TIFF keeps XMP as tag 700
         xmp = img.tag_v2.get(700, b"")
-    return xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)
+    return xmp
 
 
 def _raw_exif(img: Image.Image) -> bytes:
     exif = img.info.get("exif", b"")
     if not exif and img.format == "TIFF":  # EXIF tags live in the TIFF's own directory
         exif = _tiff_exif(img)
-    exif = bytes(exif)
-    return exif[len(EXIF_PREFIX):] if exif.startswith(EXIF_PREFIX) else exif
+    return exif
 
 
 # The tags of a TIFF's own directory that describe the photo rather than the file's layout
@@ -108,7 +118,7 @@ def read_metadata(img: Image.Image) -> Metadata:
             note = (ImageCms.getProfileDescription(profile) or "").strip() or "unnamed ICC profile"
         except (ImageCms.PyCMSError, OSError, ValueError):
             note = "unreadable ICC profile"
-    metadata = Metadata(upright_exif(exif), upright_xmp(xmp), note[:200])
+    metadata = upright(exif, xmp, note[:200])
     if len(metadata.to_bytes()) > MAX_METADATA:  # keep what fits rather than refusing the photo
         metadata = Metadata(metadata.exif if len(metadata.exif) < MAX_METADATA // 2 else b"", b"", metadata.icc_note)
     return metadata
@@ -119,13 +129,9 @@ def select(metadata: Metadata, kinds: set[str]) -> Metadata:
                     metadata.icc_note if "icc" in kinds else "")
 
 
-_SRGB: list[bytes] = []
-
-
+@functools.cache
 def srgb_profile() -> bytes:
-    if not _SRGB:
-        _SRGB.append(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
-    return _SRGB[0]
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
 def save_options(metadata: Metadata, fmt: str) -> dict:

@@ -22,7 +22,7 @@ import io
 from PIL import Image, ImageFile
 
 from . import bitstream
-from .metadata import EXIF_PREFIX, upright_exif, upright_xmp
+from .metadata import EXIF_PREFIX, upright
 
 FORMAT = "HFC"
 EXTENSION = ".hfc"
@@ -85,13 +85,9 @@ def _save(im: Image.Image, fp, filename) -> None:
     from .zoo import DEFAULT_MODEL, ModelNotFound, WeightsError
 
     options = im.encoderinfo
-    exif = options.get("exif", im.info.get("exif", b""))  # the image's own unless exif=/xmp= say otherwise
-    exif = exif.tobytes() if isinstance(exif, Image.Exif) else bytes(exif or b"")
-    exif = exif[len(EXIF_PREFIX):] if exif.startswith(EXIF_PREFIX) else exif
-    xmp = options.get("xmp", im.info.get("xmp", b"")) or b""
-    xmp = xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)
-    # the pixels are coded upright (pil_to_rgb8 applies the orientation), so the tags say 1
-    metadata = bitstream.Metadata(upright_exif(exif), upright_xmp(xmp))
+    # the image's own EXIF and XMP unless exif=/xmp= say otherwise; the pixels are coded upright
+    # (pil_to_rgb8 applies the orientation), so the tags say 1
+    metadata = upright(options.get("exif", im.info.get("exif")), options.get("xmp", im.info.get("xmp")))
     try:
         codec = _pool(options.get("device", _settings["device"])).for_model(options.get("model", DEFAULT_MODEL))
         data = codec.encode(pil_to_rgb8(im), options.get("quality"), int(options.get("refine", 0)), metadata)
