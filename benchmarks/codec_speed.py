@@ -9,7 +9,9 @@ load, digest); a batch of all Kodak images encoded and decoded in one process; a
 --megapixels (Kodak images tiled) encoded and decoded. Each hfc row gives wall seconds, seconds
 per megapixel and the process's peak RSS; the classical codecs are timed in this process on
 the same pixels (encode and decode, summed over the same images), and the last column is hfc's
-time over AVIF's. Numbers from a loaded machine are comparable within one run only.
+time over AVIF's. Decode rows come once per runtime (torch, and OpenVINO where it is installed,
+its one-time conversion done before the timed rows, as a user's second run finds it). Numbers
+from a loaded machine are comparable within one run only.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
 HFC = [sys.executable, "-m", "hificodec.cli"]
 CLASSICAL = {"AVIF": ("AVIF", {"quality": 50, "speed": 6}), "WebP": ("WEBP", {"quality": 75, "method": 4}),
              "JPEG": ("JPEG", {"quality": 75})}
@@ -37,9 +40,9 @@ PEAK = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).r
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")
 
 
-def timed(cmd: list[str]) -> tuple[float, float]:
+def timed(cmd: list[str], cache: Path | None = None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one command in a fresh process."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **({"HFC_CACHE_DIR": str(cache)} if cache else {})}
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-c", PEAK, *cmd], capture_output=True, text=True, env=env, cwd=ROOT)
     seconds = time.perf_counter() - t0
@@ -117,16 +120,26 @@ def main() -> None:
             seconds, peak = timed(HFC + ["encode", str(src), "-o", str(src.with_suffix(".hfc")), "--force", "-q"])
             mp = 0 if "16x16" in name else kodak[0].size / 3e6
             row(name, seconds, peak, mp, None if mp == 0 else classical_seconds(kodak[:1]), 0)
-        for name, src in (("start-up: decode 16x16, cold", work / "tiny.hfc"), ("decode 1 Kodak image, cold", one.with_suffix(".hfc"))):
-            seconds, peak = timed(HFC + ["decode", str(src), "-o", str(src.with_suffix(".out.png")), "--force", "-q"])
-            mp = 0 if "16x16" in name else kodak[0].size / 3e6
-            row(name, seconds, peak, mp, None if mp == 0 else classical_seconds(kodak[:1]), 1)
+        from hificodec.runtime import openvino_installed
+
+        runtimes = ["torch", "openvino"] if openvino_installed() else ["torch"]
+        cache = work / "cache"
+        if "openvino" in runtimes:  # the one-time conversion, untimed
+            timed(HFC + ["decode", str(work / "tiny.hfc"), "-o", str(work / "warm.png"), "--runtime", "openvino", "-q"], cache)
+        for runtime in runtimes:
+            for name, src in (("start-up: decode 16x16, cold", work / "tiny.hfc"), ("decode 1 Kodak image, cold", one.with_suffix(".hfc"))):
+                seconds, peak = timed(HFC + ["decode", str(src), "-o", str(src.with_suffix(".out.png")), "--force", "-q",
+                                             "--runtime", runtime], cache)
+                mp = 0 if "16x16" in name else kodak[0].size / 3e6
+                row(f"{name} ({runtime})", seconds, peak, mp, None if mp == 0 else classical_seconds(kodak[:1]), 1)
 
         batch_classical = classical_seconds(kodak)
         seconds, peak = timed(HFC + ["encode", str(args.kodak), "-d", str(work / "enc"), "--force", "-q"])
         row(f"batch of {len(kodak)} Kodak images, encode", seconds, peak, kodak_mp, batch_classical, 0)
-        seconds, peak = timed(HFC + ["decode", str(work / "enc"), "-d", str(work / "dec"), "--force", "-q"])
-        row(f"batch of {len(kodak)} Kodak images, decode", seconds, peak, kodak_mp, batch_classical, 1)
+        for runtime in runtimes:
+            seconds, peak = timed(HFC + ["decode", str(work / "enc"), "-d", str(work / "dec"), "--force", "-q",
+                                         "--runtime", runtime], cache)
+            row(f"batch of {len(kodak)} Kodak images, decode ({runtime})", seconds, peak, kodak_mp, batch_classical, 1)
 
         if not args.skip_large:
             big = mosaic(kodak, args.megapixels)
@@ -136,17 +149,19 @@ def main() -> None:
             label = f"{big.shape[1]}x{big.shape[0]} photo ({big_mp:.0f} MP)"
             seconds, peak = timed(HFC + ["encode", str(work / "big.png"), "-o", str(work / "big.hfc"), "-q"])
             row(f"{label}, encode", seconds, peak, big_mp, big_classical, 0)
-            seconds, peak = timed(HFC + ["decode", str(work / "big.hfc"), "-o", str(work / "big.out.png"), "-q"])
-            row(f"{label}, decode", seconds, peak, big_mp, big_classical, 1)
+            for runtime in runtimes:
+                seconds, peak = timed(HFC + ["decode", str(work / "big.hfc"), "-o", str(work / "big.out.png"), "-q",
+                                             "--force", "--runtime", runtime], cache)
+                row(f"{label}, decode ({runtime})", seconds, peak, big_mp, big_classical, 1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     def cell(value, fmt):
         return "-" if value is None else format(value, fmt)
 
-    print(f"{'work':<44}{'hfc s':>8}{'s/MP':>7}{'peak MB':>9}{'AVIF s':>8}{'WebP s':>8}{'JPEG s':>8}{'hfc/AVIF':>9}")
+    print(f"{'work':<54}{'hfc s':>8}{'s/MP':>7}{'peak MB':>9}{'AVIF s':>8}{'WebP s':>8}{'JPEG s':>8}{'hfc/AVIF':>9}")
     for r in rows:
-        print(f"{r['work']:<44}{r['hfc_s']:>8.2f}{cell(r['hfc_s_per_mp'], '.2f'):>7}{cell(r['peak_mb'], '.0f'):>9}"
+        print(f"{r['work']:<54}{r['hfc_s']:>8.2f}{cell(r['hfc_s_per_mp'], '.2f'):>7}{cell(r['peak_mb'], '.0f'):>9}"
               f"{cell(r.get('AVIF_s'), '.2f'):>8}{cell(r.get('WebP_s'), '.2f'):>8}{cell(r.get('JPEG_s'), '.3f'):>8}"
               f"{cell(r['hfc_over_avif'], '.1f'):>9}")
     if args.json:

@@ -58,7 +58,7 @@ def main() -> None:
     from PIL import Image
 
     from hificodec.codec import Codec
-    from hificodec.images import image_files, load_rgb
+    from hificodec.imaging.images import image_files, load_rgb
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -24,9 +24,10 @@ def seams(model: str) -> dict:
     import numpy as np
 
     import hificodec.codec as codec_module
-    from hificodec import bitstream
     from hificodec.codec import Codec
-    from hificodec.images import load_rgb
+    from hificodec.format import bitstream
+    from hificodec.imaging.images import load_rgb
+    from hificodec.tiling import spans
 
     codec = Codec.load(model, "cpu")
     photo = load_rgb(ROOT / "examples" / "kodim23.png").rgb8
@@ -37,9 +38,8 @@ def seams(model: str) -> dict:
     tiled = codec.generate(hfc, y_hat, 2.56).astype(int)
     err = np.abs(tiled - single).mean(axis=2)
     near = np.zeros(err.shape, bool)
-    for spans, axis in ((codec_module.tile_spans(y_hat.shape[-2], 16, 0), 0),
-                        (codec_module.tile_spans(y_hat.shape[-1], 16, 0), 1)):
-        for _, _, _, end in spans[:-1]:
+    for row_spans, axis in ((spans(y_hat.shape[-2], 16, 0), 0), (spans(y_hat.shape[-1], 16, 0), 1)):
+        for _, _, _, end in row_spans[:-1]:
             edge = end * 16
             if axis == 0:
                 near[max(0, edge - 8) : edge + 8, :] = True
@@ -53,7 +53,7 @@ CHILD = """
 import json, resource, sys, time
 import numpy as np
 from hificodec.codec import Codec
-from hificodec.images import load_rgb
+from hificodec.imaging.images import load_rgb
 mp, model = float(sys.argv[1]), sys.argv[2]
 photo = load_rgb(sys.argv[3]).rgb8
 h = int((mp * 1e6 * 2 / 3) ** 0.5) if mp else photo.shape[0]

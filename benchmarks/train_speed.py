@@ -56,8 +56,9 @@ def main() -> None:
 
     import torch
 
-    from hificodec.data import PhotoFolder
-    from hificodec.train import TrainConfig, Trainer
+    from hificodec.training.data import PhotoFolder
+    from hificodec.training.config import TrainConfig
+    from hificodec.training.trainer import Trainer
 
     base = TrainConfig.load(Path(args.config))
     base = dataclasses.replace(base, init_from="", init_from_name="", val_dir="")

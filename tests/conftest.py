@@ -14,12 +14,38 @@ TINY = "tiny-test"
 TINY_VBR = "tiny-vbr-test"
 
 
+def _register_test_architectures() -> None:
+    """Tiny architectures (seconds to train) for tests only: not in the shipped registry."""
+    from dataclasses import replace
+
+    from hificodec.nn.models import CONFIGS, ModelConfig
+
+    tiny = ModelConfig(channels=(4, 8, 8, 16, 16), latent_channels=8, hyper_channels=8, residual_blocks=1,
+                       beta_embed_width=16, disc_channels=(4, 8, 8, 8), disc_latent_channels=2)
+    CONFIGS["tiny"] = tiny
+    CONFIGS["tiny-vbr"] = replace(tiny, rate_levels=3)
+    CONFIGS["tiny-gdn"] = replace(tiny, norm="gdn")
+    CONFIGS["tiny-vbr-wide"] = replace(CONFIGS["tiny-vbr"], channels=(8, 16, 8, 16, 16))  # widen.py
+    CONFIGS["tiny-vbr-e2"] = replace(CONFIGS["tiny-vbr"], encoder_blocks=2)  # growing the encoder
+
+
+_register_test_architectures()
+
+
+@pytest.fixture(autouse=True)
+def no_user_weights(tmp_path_factory, monkeypatch):
+    """Tests see the checkout's weights and their own folders, never this machine's user folder,
+    and keep converted OpenVINO models in a cache of the test session's own."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.getbasetemp() / "xdg-data"))
+    monkeypatch.setenv("HFC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny_weights_dir(tmp_path_factory) -> Path:
     """A weights folder holding a tiny (untrained) model, exported by the real export path."""
     import torch
 
-    from hificodec.models import CONFIGS, HiFiC
+    from hificodec.nn.models import CONFIGS, HiFiC
     from hificodec.zoo import export_weights
 
     torch.manual_seed(0)
@@ -71,7 +97,7 @@ def shipped_codec():
 
 @pytest.fixture(scope="session")
 def photo() -> np.ndarray:
-    from hificodec.images import load_rgb
+    from hificodec.imaging.images import load_rgb
 
     return load_rgb(EXAMPLE).rgb8
 

@@ -11,11 +11,17 @@ import torch
 from PIL import Image
 
 from conftest import TINY, random_image
-from hificodec.classical import CODECS, interpolate_log_bpp, match_bpp, parse_codecs
 from hificodec.codec import Codec
-from hificodec.evaluate import compare_weights, eval_main, matched_comparison, quality_targets
-from hificodec.metrics import (InceptionFeatures, LPIPSMetric, frechet_distance, kernel_inception_distance,
-                               patches)
+from hificodec.evaluation.analysis import compare_weights, matched_comparison, quality_targets
+from hificodec.evaluation.classical import CODECS, interpolate_log_bpp, match_bpp, parse_codecs
+from hificodec.evaluation.runner import eval_main
+from hificodec.metrics.quality import (
+    InceptionFeatures,
+    LPIPSMetric,
+    frechet_distance,
+    kernel_inception_distance,
+    patches,
+)
 
 
 @pytest.mark.parametrize("name", ["jpeg", "webp"])
@@ -153,7 +159,7 @@ def test_fid_and_kid_of_a_set_against_itself_are_zero(photo, inception):
 
 
 def test_eval_end_to_end_and_resume(tmp_path, tiny_weights_dir, monkeypatch, photo):
-    import hificodec.evaluate as evaluate
+    import hificodec.evaluation.runner as evaluate
 
     monkeypatch.setenv("HFC_WEIGHTS_DIR", str(tiny_weights_dir))
     monkeypatch.setattr(evaluate, "MIN_FID_PATCHES", 2)  # tiny folder: force the FID path
@@ -202,8 +208,8 @@ def test_eval_refills_fid_patches_of_copied_classical_rows(tmp_path, tiny_weight
     # classical.csv copied into a new output folder (e.g. from docs/results/): the FID patches
     # come from one encode at each row's setting, not from a new bpp search; a row whose file
     # no longer comes out as recorded is measured anew.
-    import hificodec.classical as classical
-    import hificodec.evaluate as evaluate
+    import hificodec.evaluation.classical as classical
+    import hificodec.evaluation.runner as evaluate
 
     monkeypatch.setenv("HFC_WEIGHTS_DIR", str(tiny_weights_dir))
     monkeypatch.setattr(evaluate, "MIN_FID_PATCHES", 2)

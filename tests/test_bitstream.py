@@ -3,8 +3,8 @@ import zlib
 
 import pytest
 
-from hificodec import bitstream
-from hificodec.bitstream import BitstreamError, HfcFile, parse
+from hificodec.format import bitstream
+from hificodec.format.bitstream import BitstreamError, HfcFile, parse
 
 DIGEST = "ab" * 32
 
@@ -151,7 +151,7 @@ def test_fast_scale_indexes_match_compressai():
     import torch
     from compressai.entropy_models import GaussianConditional as CompressAIGaussianConditional
 
-    from hificodec.entropy import SCALES_MIN, GaussianConditional, scale_table
+    from hificodec.nn.entropy import SCALES_MIN, GaussianConditional, scale_table
 
     ours, theirs = GaussianConditional(scale_table(), scale_bound=SCALES_MIN), \
         CompressAIGaussianConditional(scale_table(), scale_bound=SCALES_MIN)
@@ -160,3 +160,58 @@ def test_fast_scale_indexes_match_compressai():
     scales = torch.cat([torch.rand(50000) * 300, table, table - 1e-6, table + 1e-6,
                         torch.tensor([0.0, -1.0, 1e9, SCALES_MIN])]).reshape(1, -1, 1, 1)
     assert torch.equal(ours.build_indexes(scales), theirs.build_indexes(scales))
+
+
+def test_chunked_range_coding_writes_and_reads_compressais_bytes(monkeypatch):
+    """entropy.GaussianConditional codes the latent in pieces (bounded memory): the strings must
+    be CompressAI's to the byte, and decoding must give back its values, whether the latent is
+    one piece or many (a chunk may split the stream anywhere)."""
+    import torch
+    from compressai.entropy_models import GaussianConditional as CompressAIGaussianConditional
+
+    from hificodec.nn.entropy import SCALES_MIN, GaussianConditional, scale_table
+
+    ours, theirs = GaussianConditional(scale_table(), scale_bound=SCALES_MIN), \
+        CompressAIGaussianConditional(scale_table(), scale_bound=SCALES_MIN)
+    ours.update()
+    theirs.update()
+    torch.manual_seed(1)
+    scales = torch.rand(2, 6, 17, 23) * 20 + 0.05
+    means = torch.randn(2, 6, 17, 23) * 3
+    y = means + torch.randn(2, 6, 17, 23) * scales * 1.5  # some symbols far in the tails
+    indexes = ours.build_indexes(scales)
+    reference = theirs.compress(y, indexes, means=means)
+    expected = theirs.decompress(reference, indexes, means=means)
+    for chunk in (1 << 20, 1000, 777):
+        monkeypatch.setattr(GaussianConditional, "CHUNK", chunk)
+        assert ours.compress(y, indexes, means=means) == reference
+        assert torch.equal(ours.decompress(reference, indexes, means=means), expected)
+
+
+def test_tiled_entropy_parameters_match_one_pass(monkeypatch):
+    """The hyper-synthesis of a large latent runs in tiles (bounded memory): the means and scales
+    it predicts must be the one-pass values on the 1/256 grid, and images up to PARAM_TILE side
+    latents are computed in one pass exactly as before."""
+    import torch
+
+    from hificodec.nn import entropy
+
+    torch.manual_seed(2)
+    model = entropy.HyperpriorLatentModel(8, 8).eval()
+    for module in (model.mean_synthesis, model.scale_synthesis):  # larger outputs than at init
+        for p in module.parameters():
+            p.data.mul_(3.0)
+    z_hat = torch.randn(1, 8, 37, 45).mul(4).round()
+    tiled = model.entropy_parameters(z_hat)
+    monkeypatch.setattr(entropy, "PARAM_TILE", 1000)  # one pass
+    whole = model.entropy_parameters(z_hat)
+    assert all(torch.equal(a, b) for a, b in zip(tiled, whole))
+    assert whole[0].abs().max() > 1 and whole[1].max() > 1
+
+
+def test_file_size_counts_what_to_bytes_writes():
+    """Calibration measures rates with file_size before a digest exists: it must agree with the
+    real file, with and without a metadata section."""
+    for name, meta in (("m", bitstream.Metadata()), ("hific-cpu-vbr", bitstream.Metadata(exif=b"II*\0", icc_note="p"))):
+        hfc = bitstream.HfcFile(name, "ab" * 32, 640, 480, b"z" * 17, b"y" * 1234, 300, meta)
+        assert bitstream.file_size(name, hfc.z_string, hfc.y_string, meta) == len(hfc.to_bytes())

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import random_image
-from hificodec.calibration import SHORT_SIDE, calibrate, calibration_images
 from hificodec.codec import Codec
-from hificodec.models import CONFIGS, HiFiC
+from hificodec.nn.models import CONFIGS, HiFiC
+from hificodec.training.calibration import SHORT_SIDE, calibrate, calibration_images
 from hificodec.zoo import ModelInfo
 
 
@@ -88,7 +88,7 @@ def test_export_calibrates_and_records_it(tmp_path, monkeypatch):
     from test_train import make_trainer
 
     from hificodec.cli import main
-    from hificodec.train import export_main
+    from hificodec.training.export import export_main
     from hificodec.zoo import model_info
 
     training, photos = tmp_path / "training", tmp_path / "photos"

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from conftest import TINY, random_image
-from hificodec import bitstream
 from hificodec.codec import Codec, CodecError, CodecPool, decode
+from hificodec.format import bitstream
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -101,7 +101,7 @@ def test_files_of_superseded_weights_still_decode(tiny_weights_dir, tmp_path):
 
     import torch
 
-    from hificodec.models import CONFIGS, HiFiC
+    from hificodec.nn.models import CONFIGS, HiFiC
     from hificodec.zoo import export_weights, previous_path
 
     shutil.copy(tiny_weights_dir / f"{TINY}.safetensors", tmp_path)
@@ -177,10 +177,41 @@ def test_coding_does_not_import_scipy_stats_but_table_building_still_can():
     import subprocess
     import sys
 
-    code = ("import sys, hificodec.codec; from hificodec.entropy import GaussianConditional, scale_table; "
+    code = ("import sys, hificodec.codec; from hificodec.nn.entropy import GaussianConditional, scale_table; "
             "print('scipy.stats' in sys.modules); g = GaussianConditional(scale_table()); g.update(); "
             "print('scipy.stats' in sys.modules, int(g._cdf_length.max()))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     first, second = r.stdout.split("\n")[:2]
     assert first == "False" and second.startswith("True ") and int(second.split()[1]) > 2
+
+
+def test_weights_are_hashed_once_per_process_and_rehashed_when_replaced(tiny_weights_dir, tmp_path, monkeypatch):
+    """Finding, loading and matching a file's digest hash the weights once (issue 44); a file
+    replaced since is hashed again, so its new digest is what gets checked."""
+    import hashlib
+    import shutil
+
+    from hificodec import zoo
+    from hificodec.nn.models import CONFIGS, HiFiC
+
+    folder = tmp_path / "w"
+    folder.mkdir()
+    shutil.copy2(tiny_weights_dir / f"{TINY}.safetensors", folder / f"{TINY}.safetensors")
+    calls, sha256 = [], hashlib.sha256
+
+    def counting_sha256(*args):
+        calls.append(1)
+        return sha256(*args)
+
+    monkeypatch.setattr(zoo, "_DIGESTS", {})
+    monkeypatch.setattr(zoo.hashlib, "sha256", counting_sha256)
+    pool = CodecPool("cpu", folder)
+    data = pool.for_model(TINY).encode(random_image(32, 32))
+    assert CodecPool("cpu", folder).for_file(bitstream.parse(data)).decode(data, 0.0).shape == (32, 32, 3)
+    assert len(calls) == 1
+    replacement = folder / "new.safetensors"  # other weights under the same name, moved into place
+    zoo.export_weights(HiFiC(CONFIGS["tiny"]).eval(), replacement, TINY, "tiny", [0.3], {})
+    replacement.replace(folder / f"{TINY}.safetensors")
+    with pytest.raises(CodecError, match="different version"):
+        CodecPool("cpu", folder).for_file(bitstream.parse(data))

@@ -2,8 +2,8 @@ import math
 
 import numpy as np
 
-from hificodec.evaluate import summarize
-from hificodec.metrics import psnr
+from hificodec.evaluation.analysis import summarize
+from hificodec.metrics.quality import psnr
 
 
 def test_psnr_of_known_mse():

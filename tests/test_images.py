@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hificodec.images import ImageError, atomic_write, load_rgb
+from hificodec.imaging.images import ImageError, atomic_write, load_rgb
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image, ImageCms
 
 from conftest import TINY, random_image
-from hificodec import bitstream
-from hificodec.bitstream import BitstreamError, HfcFile, Metadata, parse
+from hificodec.format import bitstream
+from hificodec.format.bitstream import BitstreamError, HfcFile, Metadata, parse
 
 XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
        b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/" '
@@ -86,7 +86,7 @@ def test_info_shows_what_a_file_holds(run, camera_jpeg, tmp_path):
 
 
 def test_exif_orientation_is_patched_in_place():
-    from hificodec.metadata import upright_exif
+    from hificodec.imaging.metadata import upright_exif
 
     exif = Image.Exif()
     exif[0x010F], exif[0x0112] = "Nikon", 8

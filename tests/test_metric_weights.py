@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from hificodec.metric_weights import convert_backbone, load_flax_checkpoint
+from hificodec.metrics.weights import convert_backbone, load_flax_checkpoint
 
 
 class _Evil:

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from hificodec.layers import ChannelNorm2d, FourierFeatures, RowSplitConv2d, conv
-from hificodec.models import CONFIGS, Discriminator, HiFiC, count_parameters
+from hificodec.nn.layers import ChannelNorm2d, FourierFeatures, RowSplitConv2d, conv
+from hificodec.nn.models import CONFIGS, Discriminator, HiFiC, count_parameters
 
 
 def test_channel_norm_normalizes_each_pixel_across_channels():
@@ -79,7 +79,7 @@ def test_beta_changes_output_once_projections_are_nonzero():
 
 
 def test_gdn_divides_by_the_weighted_magnitudes_and_igdn_multiplies():
-    from hificodec.layers import GDN
+    from hificodec.nn.layers import GDN
 
     torch.manual_seed(0)
     x = torch.randn(2, 4, 3, 5)
@@ -110,3 +110,34 @@ def test_gdn_architecture_codes_through_the_codec(tmp_path):
     assert codec.model.config.norm == "gdn"
     rgb = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
     assert codec.decode(codec.encode(rgb), 0.0).shape == (40, 56, 3)
+
+
+def test_rgb_upconv_generator_codes_through_the_codec(tmp_path):
+    """rgb_layer = "upconv5": G's last layer is a transposed convolution to RGB (no full-resolution
+    feature maps); exported, loaded and tiled like the others, its CPU form left as it is."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from hificodec import codec as codec_module
+    from hificodec.codec import Codec
+    from hificodec.zoo import export_weights
+
+    torch.manual_seed(0)
+    model = HiFiC(replace(CONFIGS["tiny-gdn"], rgb_layer="upconv5")).eval()
+    assert isinstance(model.generator.tail[-1], torch.nn.ConvTranspose2d)
+    assert not any(isinstance(m, torch.nn.Conv2d) and m.out_channels == 3 for m in model.generator.modules())
+    export_weights(model, tmp_path / "u.safetensors", "u", "tiny-gdn-rgbup", [0.3], {})
+    codec = Codec.load("u", "cpu", tmp_path)
+    rgb = (np.random.default_rng(0).random((70, 90, 3)) * 255).astype(np.uint8)
+    data = codec.encode(rgb)
+    whole = codec.decode(data, 0.0)
+    old = codec_module.TAIL_TILE
+    try:
+        codec_module.TAIL_TILE = 2  # the upsampling path in many tiles: the same pixels
+        tiled = codec.decode(data, 0.0)
+    finally:
+        codec_module.TAIL_TILE = old
+    assert whole.shape == (70, 90, 3) and np.abs(whole.astype(int) - tiled).max() <= 1
+    with pytest.raises(ValueError, match="rgb_layer"):
+        HiFiC(replace(CONFIGS["tiny"], rgb_layer="conv9"))

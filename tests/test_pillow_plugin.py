@@ -50,7 +50,7 @@ def test_beta_per_image_and_as_default(plugin, tmp_path, monkeypatch):
     monkeypatch.delenv("HFC_WEIGHTS_DIR")
     photo = random_image(48, 64, seed=4)
     Image.fromarray(photo).save(tmp_path / "p.hfc")  # default model, default quality
-    codec = Codec.load(DEFAULT_MODEL, "cpu")
+    codec = Codec.load(DEFAULT_MODEL, "cpu", runtime="auto")  # as the plugin (and hfc) decode
     data = (tmp_path / "p.hfc").read_bytes()
     low, high = Image.open(tmp_path / "p.hfc"), Image.open(tmp_path / "p.hfc")
     low.beta = 0.0
@@ -84,7 +84,7 @@ def test_save_follows_the_input_policy(plugin, tmp_path):
     rgba = np.dstack([random_image(20, 20), np.full((20, 20), 128, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.hfc", model=TINY)
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-    from hificodec.images import load_rgb
+    from hificodec.imaging.images import load_rgb
 
     expected = Codec.load(TINY, "cpu").encode(load_rgb(tmp_path / "a.png").rgb8)
     assert (tmp_path / "a.hfc").read_bytes() == expected

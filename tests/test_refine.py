@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from conftest import random_image
-from hificodec import bitstream, refine
+from hificodec import refine
 from hificodec.codec import CodecError
+from hificodec.format import bitstream
 
 
 def objective(codec, rgb8: np.ndarray, data: bytes, quality: float) -> float:
@@ -36,9 +37,10 @@ def test_windows_cover_the_latent_and_align_with_side_latents(shipped_codec, mon
     and the file must decode to the right size."""
     monkeypatch.setattr(refine, "TILE", 4)
     monkeypatch.setattr(refine, "MARGIN", 4)
-    spans = refine._aligned_spans(16)
-    assert [s[2:] for s in spans] == [(0, 4), (4, 8), (8, 12), (12, 16)]
-    assert all(v % 4 == 0 for s in spans for v in s)
+    grid = refine.windows(16, 8)
+    assert [t.core_rows for t in grid[::2]] == [(0, 4), (4, 8), (8, 12), (12, 16)]
+    assert [t.core_cols for t in grid[:2]] == [(0, 4), (4, 8)]
+    assert all(v % 4 == 0 for t in grid for span in (t.window_rows, t.window_cols) for v in span)
     img = random_image(130, 250, seed=1)  # latent 12 x 16 after padding to 192 x 256
     y = shipped_codec.analyse(img)
     refined = shipped_codec.refine(img, y, 1.0, 2)

@@ -10,9 +10,11 @@ import torch
 from PIL import Image
 
 from conftest import random_image
-from hificodec.data import PhotoFolder
-from hificodec.losses import RateController
-from hificodec.train import TrainConfig, Trainer, export_main
+from hificodec.training.config import TrainConfig
+from hificodec.training.data import PhotoFolder
+from hificodec.training.export import export_main
+from hificodec.training.losses import RateController
+from hificodec.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +105,9 @@ def test_configs_match_the_runs_recorded_in_shipped_weights():
             training = json.loads(f.metadata()["training"])
         runs = training.get("lineage", []) + [{"config": weights.stem, "stage1_steps": training["stage1_steps"],
                                        "stage2_steps": training["stage2_steps"]}]
-        for run in runs:
-            cfg = TrainConfig.load(ROOT / "configs" / f"{run['config']}.toml")
+        for run in runs:  # the shipped configs, or the runs before them in configs/history/
+            path = ROOT / "configs" / f"{run['config']}.toml"
+            cfg = TrainConfig.load(path if path.is_file() else ROOT / "configs" / "history" / path.name)
             assert (cfg.stage1_steps, cfg.stage2_steps) == (run["stage1_steps"], run["stage2_steps"]), run
         cfg = TrainConfig.load(ROOT / "configs" / f"{weights.stem}.toml")
         assert (cfg.crop, cfg.batch_size, cfg.train_dir) == (training["crop"], training["batch_size"],
@@ -273,7 +276,7 @@ def test_discriminator_warm_up_holds_the_model_still(tmp_path, photo_dir):
 @pytest.mark.parametrize("native", [True, False])
 def test_bf16_autocast_only_where_native(tmp_path, photo_dir, monkeypatch, native):
     # emulated bf16 made a training step >10x slower than fp32 on an AVX2-only CPU
-    monkeypatch.setattr("hificodec.train.native_bf16", lambda device: native)
+    monkeypatch.setattr("hificodec.training.trainer.native_bf16", lambda device: native)
     assert make_trainer(tmp_path / "a", photo_dir, bf16=True).bf16 is native
     assert make_trainer(tmp_path / "b", photo_dir, bf16=False).bf16 is False
 
@@ -300,7 +303,7 @@ def test_compiled_channels_last_step_matches_eager(tmp_path, photo_dir):
 
 
 def test_compile_falls_back_without_a_compiler(tmp_path, photo_dir, monkeypatch):
-    monkeypatch.setattr("hificodec.train.can_compile", lambda device: False)
+    monkeypatch.setattr("hificodec.training.trainer.can_compile", lambda device: False)
     trainer = make_trainer(tmp_path, photo_dir, compile=True)
     assert trainer.compiled is False and trainer.train_encoder is trainer.model.encoder
     trainer.train_step()

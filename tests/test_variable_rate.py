@@ -6,10 +6,10 @@ import torch
 from click.testing import CliRunner
 
 from conftest import TINY, TINY_VBR, random_image
-from hificodec import bitstream
 from hificodec.cli import main
 from hificodec.codec import CodecError
-from hificodec.models import CONFIGS, HiFiC
+from hificodec.format import bitstream
+from hificodec.nn.models import CONFIGS, HiFiC
 
 
 def test_gains_interpolate_between_levels_in_the_log_domain():

@@ -5,9 +5,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from hificodec.layers import ChannelNorm2d
-from hificodec.models import CONFIGS, HiFiC
-from hificodec.widen import needs_widening, widen_state_dict
+from hificodec.nn.layers import ChannelNorm2d
+from hificodec.nn.models import CONFIGS, HiFiC
+from hificodec.training.widen import needs_widening, widen_state_dict
 
 
 def outputs(model: HiFiC, x: torch.Tensor) -> dict:

@@ -11,16 +11,18 @@ Encoder and generator run on the chosen device; the entropy model always runs on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from . import bitstream, zoo
-from .models import BETA_MAX, HiFiC
-from .tiles import tile_spans
+from hificodec import zoo
+from hificodec.format import bitstream
+from hificodec.imaging.tensors import to_rgb8, to_tensor
+from hificodec.nn.models import BETA_MAX, HiFiC
+from hificodec.runtime import resolve_runtime
+from hificodec.tiling import tiles
 
 DEFAULT_BETA = BETA_MAX  # a generative codec's point is realism; beta=0 is one flag away
 
@@ -28,17 +30,18 @@ DEFAULT_BETA = BETA_MAX  # a generative codec's point is realism; beta=0 is one 
 # the image size. Tiles overlap by more than each part's receptive field, so they match a single
 # pass up to float rounding; benchmarks/tiling.py measures the seams and the memory. Units:
 # latent pixels (16 image pixels).
-# - E: tiles of TILE (1536 px; smaller images in one piece) overlapping by ENCODER_MARGIN (~3).
-# - G in two parts (Generator.trunk / synthesize): its trunk at latent resolution holds most of
-#   its reach (~11) but little memory, so it runs in large TRUNK_TILE tiles; its upsampling path
+# - E: tiles of TILE (1024 px; smaller images in one piece) overlapping by ENCODER_MARGIN (~3),
+#   each made from the uint8 image (the whole image is never a float tensor).
+# - G in two parts (HiFiC.trunk / render): its trunk at latent resolution holds most of its
+#   reach (~11) but little memory, so it runs in large TRUNK_TILE tiles; its upsampling path
 #   holds the full-resolution maps but reaches ~2, so it runs in TAIL_TILE tiles with a margin of
-#   3. Overlap then adds (1 + 6/64)^2 = 1.2x to the upsampling path alone, where one margin of 16
-#   around 96 added (1 + 32/96)^2 = 1.8x to all of G.
-TILE = 96
+#   3. Overlap then adds (1 + 6/48)^2 = 1.27x to the upsampling path alone (a 24 MP decode
+#   measured no slower than with 64-px tiles, and ~0.3 GB lighter: docs/performance.md).
+TILE = 64
 ENCODER_MARGIN = 4
 TRUNK_TILE = 128
 TRUNK_MARGIN = 12
-TAIL_TILE = 64
+TAIL_TILE = 48
 TAIL_MARGIN = 3
 
 
@@ -77,38 +80,47 @@ class Codec:
     model: HiFiC
     device: torch.device
     memory_format: torch.memory_format = torch.contiguous_format  # of encoder and generator tensors
+    runtime: str = "torch"  # what runs G when decoding: "torch" or "openvino" (runtime.py)
+    _openvino: object = field(default=None, repr=False)
 
     @classmethod
     def load(cls, name: str = zoo.DEFAULT_MODEL, device: str = "auto", weights_dir: Path | None = None,
-             expected_digest: str | None = None) -> "Codec":
-        return cls.from_info(zoo.find_model(name, weights_dir), device, expected_digest)
+             expected_digest: str | None = None, runtime: str = "torch") -> "Codec":
+        return cls.from_info(zoo.find_model(name, weights_dir), device, expected_digest, runtime=runtime)
 
     @classmethod
     def from_info(cls, info: zoo.ModelInfo, device: str = "auto", expected_digest: str | None = None,
-                  channels_last: bool | None = None) -> "Codec":
+                  channels_last: bool | None = None, runtime: str = "torch") -> "Codec":
         """``channels_last`` (default: on CPU): oneDNN's convolutions are faster on channels-last
         tensors (a Kodak decode 1.2-1.7x; ``benchmarks/decode_speed.py`` measures both). Only the
         encoder and generator change layout; the entropy model's float path (hyperprior scales ->
-        CDF indexes), which encoder and decoder must compute identically, is left as it is."""
-        model = zoo.load_model(info, expected_digest)
+        CDF indexes), which encoder and decoder must compute identically, is left as it is.
+        ``runtime``: "torch", "openvino" or "auto" (OpenVINO for G on a CPU where it is
+        installed, runtime.py); encoding always runs in torch, so files do not depend on it."""
         dev = resolve_device(device)
+        try:
+            runtime = resolve_runtime(runtime, dev)
+        except ValueError as exc:
+            raise CodecError(str(exc)) from None
         if channels_last is None:
             channels_last = dev.type == "cpu"
-        layout = torch.channels_last if channels_last else torch.contiguous_format
-        model.encoder.to(dev, memory_format=layout)
-        model.generator.to(dev, memory_format=layout)
-        model.requires_grad_(False)  # nothing is trained here; refinement differentiates w.r.t. the latent only
-        if channels_last:
-            model.generator.use_cpu_inference_forms()
-        return cls(info, model, dev, layout)
+        # frozen: nothing is trained here; refinement differentiates w.r.t. the latent only
+        model = zoo.load_model(info, expected_digest).prepare_for_inference(dev, channels_last)
+        return cls(info, model, dev, torch.channels_last if channels_last else torch.contiguous_format, runtime)
+
+    @property
+    def synthesis(self):
+        """What runs G's ``trunk`` and ``render``: the model itself, or OpenVINO's compile of
+        them, made on first use (converted from the weights file once per machine, runtime.py)."""
+        if self.runtime == "torch":
+            return self.model
+        if self._openvino is None:
+            from hificodec.runtime import OpenVinoSynthesis
+
+            self._openvino = OpenVinoSynthesis(lambda: zoo.load_model(self.info), self.info.digest)
+        return self._openvino
 
     # -- encode -----------------------------------------------------------------------------
-    def _to_tensor(self, rgb8: np.ndarray) -> torch.Tensor:
-        if rgb8.dtype != np.uint8 or rgb8.ndim != 3 or rgb8.shape[2] != 3:
-            raise CodecError("expected an (H, W, 3) uint8 image")
-        x = torch.from_numpy(np.ascontiguousarray(rgb8)).permute(2, 0, 1).unsqueeze(0).float() / 255.0
-        return x.to(self.device).contiguous(memory_format=self.memory_format)
-
     def quality_code(self, quality: float | None) -> int:
         """The stored form of a quality (1/256 steps); refuses qualities the model lacks."""
         if quality is None:
@@ -136,24 +148,42 @@ class Codec:
             y = self.refine(rgb8, y, quality, refine_steps)
         return self.pack(y, width, height, quality, metadata)
 
-    def _padded(self, rgb8: np.ndarray) -> torch.Tensor:
+    @staticmethod
+    def _check_image(rgb8: np.ndarray) -> None:
+        if rgb8.dtype != np.uint8 or rgb8.ndim != 3 or rgb8.shape[2] != 3:
+            raise CodecError("expected an (H, W, 3) uint8 image")
         height, width = rgb8.shape[:2]
         if not (1 <= width <= bitstream.MAX_SIDE and 1 <= height <= bitstream.MAX_SIDE):
             raise CodecError(f"image sides must be 1..{bitstream.MAX_SIDE} pixels, got {width}x{height}")
-        x = self._to_tensor(rgb8)
-        s = HiFiC.stride
-        # Replicate padding works for any size (reflect needs > pad pixels); cropped on decode.
-        return F.pad(x, (0, (-width) % s, 0, (-height) % s), mode="replicate")
+
+    def _padded(self, rgb8: np.ndarray) -> torch.Tensor:
+        """The whole image as a padded float tensor (refinement, which differentiates through G)."""
+        self._check_image(rgb8)
+        return HiFiC.pad(to_tensor(rgb8).to(self.device).contiguous(memory_format=self.memory_format))
 
     @torch.no_grad()
     def analyse(self, rgb8: np.ndarray) -> torch.Tensor:
         """E's latent of an image, before any rate level's gain (the same at every quality)."""
+        self._check_image(rgb8)
+        height, width = rgb8.shape[:2]
+        s = HiFiC.stride
+
+        def window(rows: slice, cols: slice) -> torch.Tensor:
+            # One window of the padded image, made from the uint8 pixels: the float image of a
+            # 24 MP photo (and its padded copy) is never made whole. Replicate padding of the
+            # window is the whole image's, since a window reaching the padding holds the edge.
+            part = rgb8[rows.start : min(rows.stop, height), cols.start : min(cols.stop, width)]
+            part = np.pad(part, ((0, rows.stop - rows.start - part.shape[0]), (0, cols.stop - cols.start - part.shape[1]),
+                                 (0, 0)), mode="edge")
+            return to_tensor(part).to(self.device).contiguous(memory_format=self.memory_format)
+
         # The entropy model keeps the standard layout whatever E ran in (see from_info).
-        return self._tiled(self.model.encoder, self._padded(rgb8), TILE, ENCODER_MARGIN, HiFiC.latent_stride).contiguous()
+        latent_size = (-(-height // s) * s // HiFiC.latent_stride, -(-width // s) * s // HiFiC.latent_stride)
+        return self._tiled(self.model.analyse, window, latent_size, TILE, ENCODER_MARGIN, HiFiC.latent_stride).contiguous()
 
     def refine(self, rgb8: np.ndarray, y: torch.Tensor, quality: float | None, steps: int) -> torch.Tensor:
         """``y`` (from ``analyse``) refined for this image at ``quality`` by ``steps`` steps."""
-        from .refine import refine_latent  # the encoder's optional slow path
+        from hificodec.refine import refine_latent  # the encoder's optional slow path
 
         quality = self.quality_code(quality) / bitstream.QUALITY_SCALE  # what pack will code
         height, width = rgb8.shape[:2]
@@ -167,8 +197,7 @@ class Codec:
              metadata: bitstream.Metadata | None = None) -> bytes:
         """The .hfc file of latent ``y`` (from ``analyse``) at ``quality``."""
         code = self.quality_code(quality)
-        gain, _ = self.model.gains(torch.tensor([code / bitstream.QUALITY_SCALE], device=self.device))
-        (z_string, y_string), _, _ = self.model.latent_model.compress(y * gain)
+        z_string, y_string = self.model.compress(y, code / bitstream.QUALITY_SCALE)
         return bitstream.HfcFile(self.info.name, self.info.digest, width, height, z_string, y_string, code,
                                  metadata or bitstream.Metadata()).to_bytes()
 
@@ -183,48 +212,44 @@ class Codec:
         s = HiFiC.stride
         z_shape = (-(-hfc.height // s), -(-hfc.width // s))
         try:
-            y_hat = self.model.latent_model.decompress(hfc.z_string, hfc.y_string, z_shape)
+            return self.model.decompress(hfc.z_string, hfc.y_string, z_shape, hfc.quality)
         except (RuntimeError, ValueError, OverflowError) as exc:
             raise CodecError(f"corrupt latent data ({exc})") from None
-        _, inverse_gain = self.model.gains(torch.tensor([hfc.quality]))
-        return y_hat * inverse_gain
 
     @torch.no_grad()
     def generate(self, hfc: bitstream.HfcFile, y_hat: torch.Tensor, beta: float) -> np.ndarray:
         """Pixels from a decoded latent, tile by tile for large images (uint8, H x W x 3)."""
         beta_t = torch.tensor([check_beta(beta)], device=self.device)
-        generator, s = self.model.generator, HiFiC.latent_stride
-        h = self._tiled(lambda window: generator.trunk(window, beta_t), y_hat, TRUNK_TILE, TRUNK_MARGIN)
+        s = HiFiC.latent_stride
+        y_hat = y_hat.to(self.device)
+        synthesis = self.synthesis
+        h = self._tiled(lambda latent: synthesis.trunk(latent, beta_t),
+                        lambda rows, cols: y_hat[..., rows, cols].contiguous(memory_format=self.memory_format),
+                        y_hat.shape[-2:], TRUNK_TILE, TRUNK_MARGIN)
         out = np.empty((hfc.height, hfc.width, 3), np.uint8)
-        for wy0, wy1, cy0, cy1 in tile_spans(h.shape[-2], TAIL_TILE, TAIL_MARGIN):
-            for wx0, wx1, cx0, cx1 in tile_spans(h.shape[-1], TAIL_TILE, TAIL_MARGIN):
-                top, left = cy0 * s, cx0 * s
-                if top >= hfc.height or left >= hfc.width:
-                    continue  # a tile entirely in the padding
-                x_hat = generator.synthesize(h[..., wy0:wy1, wx0:wx1].contiguous(memory_format=self.memory_format))[0]
-                x_hat = x_hat[:, top - wy0 * s : cy1 * s - wy0 * s, left - wx0 * s : cx1 * s - wx0 * s]
-                tile = (x_hat.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-                bottom, right = min(cy1 * s, hfc.height), min(cx1 * s, hfc.width)
-                out[top:bottom, left:right] = tile[: bottom - top, : right - left]
+        for tile in tiles(h.shape[-2], h.shape[-1], TAIL_TILE, TAIL_MARGIN):
+            rows, cols = tile.core(s)
+            if rows.start >= hfc.height or cols.start >= hfc.width:
+                continue  # a tile entirely in the padding
+            x_hat = synthesis.render(h[(..., *tile.window())].contiguous(memory_format=self.memory_format))[0]
+            pixels = to_rgb8(x_hat[(..., *tile.core_in_window(s))])
+            bottom, right = min(rows.stop, hfc.height), min(cols.stop, hfc.width)
+            out[rows.start:bottom, cols.start:right] = pixels[: bottom - rows.start, : right - cols.start]
         return out
 
-    def _tiled(self, part, x: torch.Tensor, core: int, margin: int, stride: int = 1) -> torch.Tensor:
-        """``part`` (E, or G's trunk) over ``x`` in overlapping windows, each keeping its core, for
-        a part whose output is at latent resolution and its input ``stride`` times finer. Spans
-        are in latent pixels."""
-        x = x.to(self.device)
-        rows = tile_spans(x.shape[-2] // stride, core, margin)
-        cols = tile_spans(x.shape[-1] // stride, core, margin)
-        if len(rows) == len(cols) == 1:
-            return part(x.contiguous(memory_format=self.memory_format))
+    def _tiled(self, part, window, size: tuple[int, int], core: int, margin: int, stride: int = 1) -> torch.Tensor:
+        """``part`` (E, or G's trunk) over overlapping windows, keeping each one's core, for a
+        part whose output is ``size`` (latent pixels) and its input ``stride`` times finer;
+        ``window(rows, cols)`` gives the input under the slices (in input pixels)."""
+        grid = tiles(*size, core, margin)
         out = None
-        for wy0, wy1, cy0, cy1 in rows:
-            for wx0, wx1, cx0, cx1 in cols:
-                window = x[..., wy0 * stride : wy1 * stride, wx0 * stride : wx1 * stride]
-                result = part(window.contiguous(memory_format=self.memory_format))
-                if out is None:
-                    out = result.new_empty(1, result.shape[1], x.shape[-2] // stride, x.shape[-1] // stride)
-                out[..., cy0:cy1, cx0:cx1] = result[..., cy0 - wy0 : cy1 - wy0, cx0 - wx0 : cx1 - wx0]
+        for tile in grid:
+            result = part(window(*tile.window(stride)))
+            if len(grid) == 1:
+                return result
+            if out is None:
+                out = result.new_empty(1, result.shape[1], *size)
+            out[(..., *tile.core())] = result[(..., *tile.core_in_window())]
         return out
 
     def decode(self, data: bytes | bitstream.HfcFile, beta: float = DEFAULT_BETA) -> np.ndarray:
@@ -242,9 +267,10 @@ class Codec:
 class CodecPool:
     """Loads each model at most once for a batch of files that may name different models."""
 
-    def __init__(self, device: str = "auto", weights_dir: Path | None = None):
+    def __init__(self, device: str = "auto", weights_dir: Path | None = None, runtime: str = "torch"):
         self.device = device
         self.weights_dir = weights_dir
+        self.runtime = runtime
         self._codecs: dict[tuple[str, str], Codec] = {}
 
     def for_file(self, hfc: bitstream.HfcFile) -> Codec:
@@ -256,14 +282,15 @@ class CodecPool:
                 raise CodecError(f"file needs model {hfc.model!r}, which is not installed") from None
             except zoo.WeightsError as exc:
                 raise CodecError(str(exc)) from None
-            self._codecs[key] = Codec.from_info(info, self.device, expected_digest=hfc.weights_digest)
+            self._codecs[key] = Codec.from_info(info, self.device, expected_digest=hfc.weights_digest,
+                                                runtime=self.runtime)
         return self._codecs[key]
 
     def for_model(self, name: str) -> Codec:
         info = zoo.find_model(name, self.weights_dir)
         key = (info.name, info.digest)
         if key not in self._codecs:
-            self._codecs[key] = Codec.load(name, self.device, self.weights_dir)
+            self._codecs[key] = Codec.load(name, self.device, self.weights_dir, runtime=self.runtime)
         return self._codecs[key]
 
 

@@ -21,8 +21,8 @@ import io
 
 from PIL import Image, ImageFile
 
-from . import bitstream
-from .metadata import EXIF_PREFIX, upright
+from hificodec.format import bitstream
+from hificodec.imaging.metadata import EXIF_PREFIX, upright
 
 FORMAT = "HFC"
 EXTENSION = ".hfc"
@@ -33,10 +33,10 @@ _pools: dict = {}  # one CodecPool per device: each model is loaded once per pro
 
 
 def _pool(device: str):
-    from .codec import CodecPool
+    from hificodec.codec import CodecPool
 
     if device not in _pools:
-        _pools[device] = CodecPool(device)
+        _pools[device] = CodecPool(device, runtime="auto")  # OpenVINO where installed, as hfc decodes
     return _pools[device]
 
 
@@ -64,7 +64,7 @@ class HfcImageFile(ImageFile.ImageFile):
 
     def load(self):
         if self.tile and not self._decoded:
-            from .codec import DEFAULT_BETA, CodecError
+            from hificodec.codec import DEFAULT_BETA, CodecError
 
             beta = DEFAULT_BETA if self.beta is None else float(self.beta)
             try:
@@ -80,9 +80,9 @@ class HfcImageFile(ImageFile.ImageFile):
 
 
 def _save(im: Image.Image, fp, filename) -> None:
-    from .codec import CodecError
-    from .images import pil_to_rgb8
-    from .zoo import DEFAULT_MODEL, ModelNotFound, WeightsError
+    from hificodec.codec import CodecError
+    from hificodec.imaging.images import pil_to_rgb8
+    from hificodec.zoo import DEFAULT_MODEL, ModelNotFound, WeightsError
 
     options = im.encoderinfo
     # the image's own EXIF and XMP unless exif=/xmp= say otherwise; the pixels are coded upright

@@ -24,9 +24,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .entropy import HyperpriorLatentModel, round_ste
-from .models import HiFiC
-from .tiles import tile_spans
+from hificodec.nn.entropy import HyperpriorLatentModel, round_ste
+from hificodec.nn.models import HiFiC
+from hificodec.tiling import Tile, tiles
 
 MSE_WEIGHT = 0.01  # the training loss's weight on MSE in 0..255 units (configs/hific-cpu-mi.toml)
 # Rate weights (per bpp) of the trained rate levels, interpolated in the log domain between
@@ -52,23 +52,11 @@ def rate_weight(quality: float, levels: int) -> float:
     return math.exp((1 - t) * math.log(RATE_WEIGHTS[low]) + t * math.log(RATE_WEIGHTS[low + 1]))
 
 
-def _aligned_spans(length: int) -> list[tuple[int, int, int, int]]:
-    step = HyperpriorLatentModel.stride  # side-latent stride in latent pixels
-    return [tuple(v * step for v in span) for span in tile_spans(length // step, TILE // step, MARGIN // step)]
-
-
-def rate_bits(latent_model, scaled: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Differentiable bits of a gain-scaled latent (y and z), counted where ``weight`` is 1, and
-    the predicted means of y (``latent_model``: a HyperpriorLatentModel)."""
-    bottleneck, conditional = latent_model.entropy_bottleneck, latent_model.gaussian_conditional
-    z, z_hat, means, scales = latent_model.side_information(scaled)
-    channels = z.shape[1]
-    # EntropyBottleneck's likelihood wants (channels, 1, values).
-    z_likelihood = bottleneck._likelihood(z_hat.permute(1, 0, 2, 3).reshape(channels, 1, -1))[0]
-    z_weight = F.max_pool2d(weight[:, :1], latent_model.stride).expand_as(z).permute(1, 0, 2, 3).reshape(channels, 1, -1)
-    y_likelihood = conditional.likelihood_lower_bound(conditional._likelihood(scaled, scales, means))
-    z_bits = -(torch.log2(bottleneck.likelihood_lower_bound(z_likelihood)) * z_weight).sum()
-    return z_bits - (torch.log2(y_likelihood) * weight).sum(), means
+def windows(height: int, width: int) -> list[Tile]:
+    """Windows over a ``height`` x ``width`` latent, in latent pixels, lined up with the side
+    latents (z has 1/4 the resolution of y) so that each window's z is the whole image's."""
+    step = HyperpriorLatentModel.stride
+    return [tile.scaled(step) for tile in tiles(height // step, width // step, TILE // step, MARGIN // step)]
 
 
 def refine_latent(model: HiFiC, x: torch.Tensor, y: torch.Tensor, quality: float, steps: int,
@@ -79,32 +67,32 @@ def refine_latent(model: HiFiC, x: torch.Tensor, y: torch.Tensor, quality: float
     ``memory_format`` the layout the generator's weights are in."""
     s = HiFiC.latent_stride
     gain, inverse_gain = (g.to(x.device) for g in model.gains(torch.tensor([float(quality)])))
-    # The coding copy of the entropy model stays on the CPU (entropy.py); this one follows x.
-    latent_model = model.latent_model if x.device.type == "cpu" else copy.deepcopy(model.latent_model).to(x.device)
+    # The coding copy of the entropy model stays on the CPU (entropy.py); on a GPU a copy follows x.
+    rate_bits = model.rate_bits if x.device.type == "cpu" else copy.deepcopy(model.latent_model).to(x.device).rate_bits
     lam = rate_weight(quality, model.rate_levels)
     beta = torch.zeros(1, device=x.device)
     scaled = (y.float() * gain).detach()
-    for wy0, wy1, cy0, cy1 in _aligned_spans(y.shape[-2]):
-        for wx0, wx1, cx0, cx1 in _aligned_spans(y.shape[-1]):
-            # Later windows see the refined latents of earlier ones as their context.
-            window = scaled[..., wy0:wy1, wx0:wx1].clone().requires_grad_(True)
-            core = torch.zeros_like(window[:, :1])
-            core[..., cy0 - wy0 : cy1 - wy0, cx0 - wx0 : cx1 - wx0] = 1
-            # Padding is under one side-latent cell, so every core holds some image pixels.
-            top, bottom = cy0 * s, min(cy1 * s, height)
-            left, right = cx0 * s, min(cx1 * s, width)
-            target = x[..., top:bottom, left:right].float()
-            pixels = (bottom - top) * (right - left)
-            optimizer = torch.optim.Adam([window], lr=LEARNING_RATE)
-            for _ in range(steps):
-                bits, means = rate_bits(latent_model, window, core)
-                y_hat = round_ste(window - means) + means
-                x_hat = model.generator((y_hat * inverse_gain).contiguous(memory_format=memory_format), beta)
-                x_hat = x_hat[..., top - wy0 * s : bottom - wy0 * s, left - wx0 * s : right - wx0 * s]
-                loss = MSE_WEIGHT * 255.0**2 * F.mse_loss(x_hat.float(), target) + lam * bits / pixels
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                window.grad.mul_(core)  # only the core moves; the margin is context
-                optimizer.step()
-            scaled[..., cy0:cy1, cx0:cx1] = window.detach()[..., cy0 - wy0 : cy1 - wy0, cx0 - wx0 : cx1 - wx0]
+    for tile in windows(*y.shape[-2:]):  # later windows see the refined latents of earlier ones
+        window = scaled[(..., *tile.window())].clone().requires_grad_(True)
+        core = torch.zeros_like(window[:, :1])
+        core[(..., *tile.core_in_window())] = 1
+        # Padding is under one side-latent cell, so every core holds some image pixels.
+        rows, cols = tile.core(s)
+        top, bottom = rows.start, min(rows.stop, height)
+        left, right = cols.start, min(cols.stop, width)
+        target = x[..., top:bottom, left:right].float()
+        pixels = (bottom - top) * (right - left)
+        origin_y, origin_x = tile.window_rows[0] * s, tile.window_cols[0] * s
+        optimizer = torch.optim.Adam([window], lr=LEARNING_RATE)
+        for _ in range(steps):
+            bits, means = rate_bits(window, core)
+            y_hat = round_ste(window - means) + means
+            x_hat = model.synthesize((y_hat * inverse_gain).contiguous(memory_format=memory_format), beta)
+            x_hat = x_hat[..., top - origin_y : bottom - origin_y, left - origin_x : right - origin_x]
+            loss = MSE_WEIGHT * 255.0**2 * F.mse_loss(x_hat.float(), target) + lam * bits / pixels
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            window.grad.mul_(core)  # only the core moves; the margin is context
+            optimizer.step()
+        scaled[(..., *tile.core())] = window.detach()[(..., *tile.core_in_window())]
     return scaled / gain

@@ -1,6 +1,6 @@
-"""The shipped models: weights files under ``weights/``, their digests, loading and export.
+"""The model zoo: where weights files are found (``weights_dirs``), their digests, loading and export.
 
-A weights file is ``weights/<name>.safetensors`` (never pickle: loading runs no code). Its
+A weights file is ``<folder>/<name>.safetensors`` (never pickle: loading runs no code). Its
 metadata holds the architecture, the model config and the target rate. Its digest is the
 SHA-256 of the whole file; a .hfc file names the digest of the weights it needs, so a file is
 never decoded with weights that differ by even one bit from the encoder's.
@@ -52,20 +52,76 @@ class ModelInfo:
         }
 
 
-def weights_dir() -> Path:
-    """$HFC_WEIGHTS_DIR, else the project's weights/ folder."""
-    env = os.environ.get("HFC_WEIGHTS_DIR")
+# The weights a wheel carries (the default model's current file, copied in at build time by
+# setup.py); a source checkout has them in its weights/ folder instead.
+PACKAGED_WEIGHTS = Path(__file__).resolve().parent / "weights"
+ENV_WEIGHTS = "HFC_WEIGHTS_DIR"
+
+
+def user_weights_dir() -> Path:
+    """The user's own weights folder: $XDG_DATA_HOME/hificodec/weights (~/.local/share/...)."""
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "hificodec" / "weights"
+
+
+def checkout_weights_dir() -> Path | None:
+    """weights/ of the source checkout this package runs from (an editable install), if any."""
+    root = Path(__file__).resolve().parents[2]
+    return root / "weights" if (root / "pyproject.toml").is_file() and (root / "weights").is_dir() else None
+
+
+def weights_dirs() -> list[Path]:
+    """Where models are looked for, in order; the first folder with a model's name wins:
+
+    1. every folder in $HFC_WEIGHTS_DIR (separated like PATH),
+    2. the user's folder (``user_weights_dir``),
+    3. the source checkout's weights/ (running from a checkout),
+    4. the weights installed with the package (a wheel: the default model).
+    A .hfc file is decoded with whichever of these holds the exact weights it names (current
+    or superseded, ``find_weights``)."""
+    dirs = [Path(d) for d in os.environ.get(ENV_WEIGHTS, "").split(os.pathsep) if d]
+    dirs.append(user_weights_dir())
+    checkout = checkout_weights_dir()
+    if checkout is not None:
+        dirs.append(checkout)
+    dirs.append(PACKAGED_WEIGHTS)
+    return list(dict.fromkeys(dirs))  # each once, first position kept
+
+
+def export_dir() -> Path:
+    """Where ``hfc export`` writes by default: the first $HFC_WEIGHTS_DIR folder, else the
+    checkout's weights/ (a release is committed there), else the user's folder."""
+    env = [d for d in os.environ.get(ENV_WEIGHTS, "").split(os.pathsep) if d]
     if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "weights"
+        return Path(env[0])
+    return checkout_weights_dir() or user_weights_dir()
+
+
+def _search(directory: Path | None) -> list[Path]:
+    """One folder when the caller names it, else the search order."""
+    return [Path(directory)] if directory is not None else weights_dirs()
+
+
+# Digests computed in this process, by file identity (path, size, mtime, inode): finding a model,
+# loading it and checking a .hfc file's digest then hash its 31 MB once, not three times. A file
+# replaced or rewritten in between has another identity and is hashed again.
+_DIGESTS: dict[tuple, str] = {}
+
+
+def _identity(path: Path, stat: os.stat_result) -> tuple:
+    return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino
 
 
 def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """Hex SHA-256 of a file (memoised per process, see _DIGESTS)."""
+    key = _identity(path, os.stat(path))
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
 
 
 def _read_metadata(path: Path) -> dict:
@@ -99,20 +155,25 @@ def model_info(path: Path) -> ModelInfo:
 
 
 def list_models(directory: Path | None = None) -> list[ModelInfo]:
-    directory = directory or weights_dir()
-    infos = []
-    for path in sorted(Path(directory).glob("*.safetensors")):
-        try:
-            infos.append(model_info(path))
-        except WeightsError:
-            continue
+    """The installed models (``directory`` alone if given, else the search order); a name
+    found in an earlier folder hides the same name in later ones."""
+    infos, seen = [], set()
+    for folder in _search(directory):
+        for path in sorted(folder.glob("*.safetensors")):
+            try:
+                info = model_info(path)
+            except WeightsError:
+                continue
+            if info.name not in seen:
+                seen.add(info.name)
+                infos.append(info)
     return infos
 
 
 def _current_path(name: str, directory: Path) -> Path:
     """weights/<name>.safetensors, after checking that ``name`` is a model name (a file name
     under weights/, never a path)."""
-    from .bitstream import MODEL_NAME
+    from hificodec.format.bitstream import MODEL_NAME
 
     if not MODEL_NAME.fullmatch(name):
         raise ModelNotFound(f"{name!r} is not a model name")
@@ -120,15 +181,18 @@ def _current_path(name: str, directory: Path) -> Path:
 
 
 def find_model(name: str, directory: Path | None = None) -> ModelInfo:
-    directory = Path(directory or weights_dir())
-    path = _current_path(name, directory)
-    if not path.is_file():
-        available = ", ".join(m.name for m in list_models(directory)) or "none"
-        raise ModelNotFound(f"model {name!r} is not installed in {directory} (available: {available})")
-    info = model_info(path)
-    if info.name != name:
-        raise WeightsError(f"{path.name} declares model name {info.name!r}")
-    return info
+    """The current weights of model ``name``: the first folder of the search order that has it."""
+    folders = _search(directory)
+    for folder in folders:
+        path = _current_path(name, folder)
+        if path.is_file():
+            info = model_info(path)
+            if info.name != name:
+                raise WeightsError(f"{path.name} declares model name {info.name!r}")
+            return info
+    available = ", ".join(m.name for m in list_models(directory)) or "none"
+    where = folders[0] if len(folders) == 1 else "the weights folders (see `hfc models`)"
+    raise ModelNotFound(f"model {name!r} is not installed in {where} (available: {available})")
 
 
 PREVIOUS_DIR = "previous"  # superseded weights, kept so that files encoded with them still decode
@@ -139,41 +203,47 @@ DISCRIMINATORS_DIR = "discriminators"
 DISCRIMINATOR_KEY = "hificodec-discriminator"
 
 
-def previous_path(name: str, digest: str, directory: Path | None = None) -> Path:
-    """Where a superseded weights file of ``name`` is kept: weights/previous/<name>-<digest[:12]>."""
-    return Path(directory or weights_dir()) / PREVIOUS_DIR / f"{name}-{digest[:12]}.safetensors"
+def previous_path(name: str, digest: str, directory: Path) -> Path:
+    """Where a superseded weights file of ``name`` is kept: <folder>/previous/<name>-<digest[:12]>."""
+    return Path(directory) / PREVIOUS_DIR / f"{name}-{digest[:12]}.safetensors"
 
 
 def find_weights(name: str, digest: str, directory: Path | None = None) -> ModelInfo:
-    """The exact weights a .hfc file names: the current file of the model if its digest matches,
-    else a superseded version kept in weights/previous/. Raises ModelNotFound if the model has
-    no file at all, WeightsError if none has that digest."""
-    directory = Path(directory or weights_dir())
-    current = _current_path(name, directory)
-    candidates = [p for p in (current, previous_path(name, digest, directory)) if p.is_file()]
-    if not candidates:
-        raise ModelNotFound(f"model {name!r} is not installed in {directory}")
-    for path in candidates:
-        info = model_info(path)
-        if info.name == name and info.digest == digest:
-            return info
-    installed = file_digest(current)[:12] if current.is_file() else "none"
-    raise WeightsError(f"file needs model {name} with weights {digest[:12]}, installed weights are {installed} "
-                       "(a different version)")
+    """The exact weights a .hfc file names, in any folder of the search order: a model's current
+    file if its digest matches, else a superseded version kept in previous/. Raises
+    ModelNotFound if no folder has the model at all, WeightsError if none has that digest."""
+    installed, known = [], False
+    for folder in _search(directory):
+        current = _current_path(name, folder)
+        for path in (current, previous_path(name, digest, folder)):
+            if not path.is_file():
+                continue
+            known, info = True, model_info(path)
+            if info.name == name and info.digest == digest:
+                return info
+            if path == current:
+                installed.append(info.digest[:12])
+    if not known:
+        raise ModelNotFound(f"model {name!r} is not installed")
+    raise WeightsError(f"file needs model {name} with weights {digest[:12]}, installed weights are "
+                       f"{', '.join(installed) or 'none'} (a different version)")
 
 
 def load_model(info: ModelInfo, expected_digest: str | None = None):
     """Builds the HiFiC model of a weights file, in eval mode on the CPU, float32.
 
-    The digest is checked on the bytes that are actually parsed, so a file swapped after
-    ``find_model`` cannot slip through."""
+    The digest is checked for the file that is actually parsed (its bytes, or its identity
+    when this process hashed it already), so a file swapped after ``find_model`` cannot slip
+    through."""
     import torch
     from safetensors.torch import load as load_safetensors
 
-    from .models import HiFiC, ModelConfig
+    from hificodec.nn.models import HiFiC, ModelConfig
 
-    data = Path(info.file).read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
+    with open(info.file, "rb") as f:  # the digest is of the bytes parsed below (or of this very file, memoised)
+        key = _identity(info.file, os.fstat(f.fileno()))
+        data = f.read()
+    digest = _DIGESTS.get(key) or _DIGESTS.setdefault(key, hashlib.sha256(data).hexdigest())
     if expected_digest is not None and digest != expected_digest:
         raise WeightsError(
             f"weights {info.file.name} have digest {digest[:16]}..., the file needs {expected_digest[:16]}..."
@@ -203,7 +273,7 @@ def export_weights(model, path: Path, name: str, architecture: str, target_bpp: 
     import torch
     from safetensors.torch import save as save_safetensors
 
-    from .images import atomic_write
+    from hificodec.imaging.images import atomic_write
 
     model.latent_model.update_tables()
     state = {}
@@ -233,16 +303,16 @@ def _weights_root(path: Path) -> Path:
     return path.parent.parent if path.parent.name == PREVIOUS_DIR else path.parent
 
 
-def discriminator_path(name: str, digest: str, directory: Path | None = None) -> Path:
-    """weights/discriminators/<name>-<digest[:12]>: the D trained with weights file ``digest``."""
-    return Path(directory or weights_dir()) / DISCRIMINATORS_DIR / f"{name}-{digest[:12]}.safetensors"
+def discriminator_path(name: str, digest: str, directory: Path) -> Path:
+    """<folder>/discriminators/<name>-<digest[:12]>: the D trained with weights file ``digest``."""
+    return Path(directory) / DISCRIMINATORS_DIR / f"{name}-{digest[:12]}.safetensors"
 
 
-def export_discriminator(disc_state: dict, name: str, digest: str, directory: Path | None = None) -> Path:
+def export_discriminator(disc_state: dict, name: str, digest: str, directory: Path) -> Path:
     """Writes a discriminator state (fp16) for the weights file of ``name`` with ``digest``."""
     from safetensors.torch import save as save_safetensors
 
-    from .images import atomic_write
+    from hificodec.imaging.images import atomic_write
 
     path = discriminator_path(name, digest, directory)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,3 @@
+from hificodec.cli.app import main
+
+main(prog_name="hfc")

@@ -1,0 +1,1 @@
+"""Image quality metrics (PSNR, MS-SSIM, LPIPS, FID/KID) and the offline provisioning of their weights."""
