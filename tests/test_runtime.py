@@ -82,3 +82,19 @@ def test_cli_runtime_option(run, tmp_path):
         assert r.exit_code == 0 and ", openvino, " in r.output
     else:
         assert r.exit_code == 2 and "needs OpenVINO" in r.output
+
+
+@needs_openvino
+def test_openvino_falls_back_to_torch_when_it_cannot_prepare(tiny_weights_dir, tmp_path, monkeypatch):
+    """A cache folder that cannot be written (here: a file in its place) costs the speed, not the decode."""
+    from hificodec.codec import Codec
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("HFC_CACHE_DIR", str(blocker))
+    codec = Codec.load(TINY, "cpu", tiny_weights_dir, runtime="openvino")
+    data = codec.encode(random_image(32, 48, seed=1))
+    with pytest.warns(UserWarning, match="decoding with torch"):
+        out = codec.decode(data, 1.0)
+    assert codec.runtime == "torch"
+    assert np.array_equal(out, Codec.load(TINY, "cpu", tiny_weights_dir, runtime="torch").decode(data, 1.0))

@@ -11,6 +11,7 @@ Encoder and generator run on the chosen device; the entropy model always runs on
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,7 +118,13 @@ class Codec:
         if self._openvino is None:
             from hificodec.runtime import OpenVinoSynthesis
 
-            self._openvino = OpenVinoSynthesis(lambda: zoo.load_model(self.info), self.info.digest)
+            try:
+                self._openvino = OpenVinoSynthesis(lambda: zoo.load_model(self.info), self.info.digest)
+            except (OSError, RuntimeError) as exc:  # e.g. no writable cache folder: decode anyway
+                warnings.warn(f"OpenVINO could not prepare the generator ({str(exc).splitlines()[0]}); "
+                              "decoding with torch")
+                self.runtime = "torch"
+                return self.model
         return self._openvino
 
     # -- encode -----------------------------------------------------------------------------
