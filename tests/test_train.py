@@ -246,7 +246,7 @@ def test_continued_runs_record_their_lineage(tmp_path, photo_dir):
 
 
 def test_discriminator_of_other_weights_is_refused(tmp_path, photo_dir):
-    from hificodec.zoo import WeightsError, discriminator_path, model_info
+    from hificodec.zoo import WeightsError, discriminator_path
 
     trainer = make_trainer(tmp_path, photo_dir)
     trainer.run(progress=False)

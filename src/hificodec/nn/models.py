@@ -123,6 +123,9 @@ CONFIGS["hific-cpu-gdn5-notrunk"] = replace(CONFIGS["hific-cpu-gdn5"], residual_
 # from 1/2 resolution, with no full-resolution feature maps (the core pilots' bisection found
 # G's last stage to be what separates the cores, docs/lab-notebook.md).
 CONFIGS["hific-cpu-gdn-rgbup"] = replace(CONFIGS["hific-cpu-gdn"], rgb_layer="upconv5")
+# hific-cpu-gdn-rgbup with 128 channels at 1/2, 1/4 and 1/8 resolution: bmshj2018's synthesis
+# (N=128) behind the beta-conditional trunk (core pilots, docs/lab-notebook.md).
+CONFIGS["hific-cpu-gdn-rgbup-wide"] = replace(CONFIGS["hific-cpu-gdn-rgbup"], channels=(24, 128, 128, 128, 256))
 
 
 def _activation(cfg: ModelConfig, channels: int, inverse: bool = False) -> list[nn.Module]:
