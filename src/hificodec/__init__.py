@@ -54,8 +54,8 @@ def encode(image: np.ndarray | str | Path, quality: float | None = None, model: 
     - 1, fractions in between; default the middle level); ``model`` a name from
     ``list_models()`` (default: the default model); ``refine_steps`` > 0 spends more encode time
     for better pixels from the same decoder. Raises ``hificodec.codec.CodecError`` (a
-    ValueError) for bad arguments and ``hificodec.imaging.images.ImageError`` for unreadable
-    files."""
+    ValueError) for bad arguments, ``hificodec.imaging.images.ImageError`` for unreadable files
+    and ``hificodec.zoo.ModelNotFound`` (a LookupError) for a model that is not installed."""
     from hificodec.zoo import DEFAULT_MODEL
 
     if isinstance(image, (str, Path)):
