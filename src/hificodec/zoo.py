@@ -79,7 +79,7 @@ def weights_dirs() -> list[Path]:
     4. the weights installed with the package (a wheel: the default model).
     A .hfc file is decoded with whichever of these holds the exact weights it names (current
     or superseded, ``find_weights``)."""
-    dirs = [Path(d) for d in os.environ.get(ENV_WEIGHTS, "").split(os.pathsep) if d]
+    dirs = _env_weights_dirs()
     dirs.append(user_weights_dir())
     checkout = checkout_weights_dir()
     if checkout is not None:
@@ -91,10 +91,13 @@ def weights_dirs() -> list[Path]:
 def export_dir() -> Path:
     """Where ``hfc export`` writes by default: the first $HFC_WEIGHTS_DIR folder, else the
     checkout's weights/ (a release is committed there), else the user's folder."""
-    env = [d for d in os.environ.get(ENV_WEIGHTS, "").split(os.pathsep) if d]
-    if env:
-        return Path(env[0])
-    return checkout_weights_dir() or user_weights_dir()
+    env = _env_weights_dirs()
+    return env[0] if env else checkout_weights_dir() or user_weights_dir()
+
+
+def _env_weights_dirs() -> list[Path]:
+    """The folders in $HFC_WEIGHTS_DIR, separated like PATH."""
+    return [Path(d) for d in os.environ.get(ENV_WEIGHTS, "").split(os.pathsep) if d]
 
 
 def _search(directory: Path | None) -> list[Path]:
