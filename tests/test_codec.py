@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, random_image
+from conftest import ROOT, TINY, random_image
 from hificodec.codec import Codec, CodecError, CodecPool, decode
 from hificodec.format import bitstream
 
@@ -123,6 +123,49 @@ def test_files_of_superseded_weights_still_decode(tiny_weights_dir, tmp_path):
     previous.unlink()
     with pytest.raises(CodecError, match="different version"):
         decode(old_file, 1.0, "cpu", tmp_path)
+
+
+def test_files_of_retired_weights_are_refused_with_where_to_get_them(tiny_weights_dir, tmp_path, monkeypatch):
+    """Weights retired from the tree (zoo.RETIRED_WEIGHTS) are refused by name: one line with the
+    digest the file needs and the commit that still holds it."""
+    import shutil
+
+    from hificodec import zoo
+    from hificodec.nn.models import CONFIGS, HiFiC
+
+    shutil.copy(tiny_weights_dir / f"{TINY}.safetensors", tmp_path)
+    old_codec = Codec.load(TINY, "cpu", tmp_path)
+    old_file = old_codec.encode(random_image(24, 40))
+    digest = old_codec.info.digest
+    torch.manual_seed(7)  # retrained: the model is still installed, in another version
+    zoo.export_weights(HiFiC(CONFIGS["tiny"]).eval(), tmp_path / f"{TINY}.safetensors", TINY, "tiny", [0.3], {})
+    monkeypatch.setitem(zoo.RETIRED_WEIGHTS, TINY, {digest[:12]: "0123456789ab" * 3})
+    with pytest.raises(CodecError) as error:
+        decode(old_file, 1.0, "cpu", tmp_path)
+    message = str(error.value)
+    assert "\n" not in message and "retired" in message
+    assert f"git show 0123456789ab:weights/previous/{TINY}-{digest[:12]}.safetensors" in message
+
+
+def test_retired_weights_left_the_tree_and_their_commits_hold_them():
+    """Every retired file is gone from weights/previous/, and (in a full git checkout) the commit
+    the refusal names holds it, with the digest its name promises."""
+    import hashlib
+    import subprocess
+
+    from hificodec.zoo import RETIRED_WEIGHTS
+
+    git = ["git", "-C", str(ROOT)]
+    shallow = subprocess.run(git + ["rev-parse", "--is-shallow-repository"], capture_output=True, text=True)
+    history = (ROOT / ".git").exists() and shallow.stdout.strip() == "false"
+    for name, retired in RETIRED_WEIGHTS.items():
+        for prefix, commit in retired.items():
+            path = f"weights/previous/{name}-{prefix}.safetensors"
+            assert not (ROOT / path).exists(), path
+            if history:
+                blob = subprocess.run(git + ["show", f"{commit}:{path}"], capture_output=True)
+                assert blob.returncode == 0, blob.stderr.decode()
+                assert hashlib.sha256(blob.stdout).hexdigest().startswith(prefix), path
 
 
 def test_pool_loads_model_once(tiny_weights_dir, tiny_codec):

@@ -206,6 +206,19 @@ DISCRIMINATORS_DIR = "discriminators"
 DISCRIMINATOR_KEY = "hificodec-discriminator"
 
 
+# Superseded weights retired from the tree (docs/models.md, "Weights in git"): per model, the
+# digest prefix of each retired file -> a commit whose tree still holds it as
+# weights/previous/<model>-<prefix>.safetensors. A file made with one is refused with a line
+# that says where to get them.
+RETIRED_WEIGHTS: dict[str, dict[str, str]] = {
+    "hific-cpu-vbr": {
+        prefix: "074a55da4362c8c454240fc5b50eda3505739d77"
+        for prefix in ("e7bc70f0b97d", "1f2aa1451a76", "94f09e18f199", "aba97f5ce810", "1e3eead7d20a",
+                       "d058b63ab99a")
+    },
+}
+
+
 def previous_path(name: str, digest: str, directory: Path) -> Path:
     """Where a superseded weights file of ``name`` is kept: <folder>/previous/<name>-<digest[:12]>."""
     return Path(directory) / PREVIOUS_DIR / f"{name}-{digest[:12]}.safetensors"
@@ -228,6 +241,11 @@ def find_weights(name: str, digest: str, directory: Path | None = None) -> Model
                 installed.append(info.digest[:12])
     if not known:
         raise ModelNotFound(f"model {name!r} is not installed")
+    commit = RETIRED_WEIGHTS.get(name, {}).get(digest[:12])
+    if commit:
+        where = f"{PREVIOUS_DIR}/{name}-{digest[:12]}.safetensors"
+        raise WeightsError(f"file needs model {name} with weights {digest[:12]}, retired from the installed weights "
+                           f"(`git show {commit[:12]}:weights/{where}` gives them; put them in a weights folder's {where})")
     raise WeightsError(f"file needs model {name} with weights {digest[:12]}, installed weights are "
                        f"{', '.join(installed) or 'none'} (a different version)")
 
