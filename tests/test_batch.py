@@ -144,3 +144,52 @@ def test_usage_errors_of_batch_options(run, library, tmp_path):
     assert r.exit_code == 2 and "missing.txt" in r.output
     r = run("encode", "-", "--files-from", "-", "--model", TINY, input=b"")
     assert r.exit_code == 2
+
+
+def test_pipeline_overlaps_reading_work_and_writing_and_keeps_order(tmp_path):
+    """While file i's work runs, file i+1 is read and file i-1 written (each step on its own
+    thread): a step that waited for its neighbour's step would time out here. A failure in any
+    step fails that file alone, and records come in the files' order."""
+    import threading
+
+    from hificodec.cli import batch
+
+    jobs = [batch.Job(f"in{i}", str(tmp_path / f"out{i}")) for i in range(6)]
+    read_started = {i: threading.Event() for i in range(6)}
+    finish_started = {i: threading.Event() for i in range(6)}
+    overlapped = []
+
+    def index(job):
+        return int(job.source[2:])
+
+    def read(job):
+        i = index(job)
+        read_started[i].set()
+        if i == 2:
+            raise ValueError("unreadable")
+        return i
+
+    def work(job, i):
+        # the next read and the previous finish run while this work does
+        overlapped.append((read_started[i + 1].wait(5) if i + 1 < 6 else True,
+                           finish_started[i - 1].wait(5) if i > 0 and i - 1 not in (2, 3) else True))
+        if i == 3:
+            raise RuntimeError("out of memory")
+        return i
+
+    def finish(job, i):
+        finish_started[i].set()
+        if i == 4:
+            raise OSError(28, "No space left on device")
+        return batch.Converted(i, 10 * i, message=f"done {i}")
+
+    records = []
+    pipeline = batch._pipeline(jobs, batch.Stages(read, work, finish), True, None, False,
+                               batch.ThreadPoolExecutor(1), batch.ThreadPoolExecutor(1))
+    for job, record in pipeline:
+        records.append(record)
+    assert [r.input for r in records] == [j.source for j in jobs]
+    assert [r.status for r in records] == ["converted", "converted", "failed", "failed", "failed", "converted"]
+    assert [r.error for r in records[2:5]] == ["unreadable", "out of memory", "No space left on device"]
+    assert [r.bytes_out for r in records if r.status == "converted"] == [0, 10, 50]
+    assert all(all(pair) for pair in overlapped), overlapped

@@ -132,24 +132,37 @@ def encode(inputs, model, quality, refine_steps, output, outdir, force, device, 
     codec = _load_codec(model or DEFAULT_MODEL, device)
     quality_code = _quality_code(codec, quality)
 
-    def convert(job: batch.Job) -> batch.Converted:
+    # Read and decode the next image / run E (and refinement) / range-code and write the last one.
+    def read(job: batch.Job):
         start = time.monotonic()
         source = batch.read_input(job)
-        image = load_rgb(source, max_pixels=max_pixels)
-        data = codec.encode(image.rgb8, quality, refine_steps, select(image.metadata, metadata_kinds))
-        batch.write_output(job, data, force)
+        return source, load_rgb(source, max_pixels=max_pixels), time.monotonic() - start
+
+    def work(job: batch.Job, item):
+        source, image, seconds = item
+        start = time.monotonic()
+        y = codec.analyse(image.rgb8)
+        if refine_steps:
+            y = codec.refine(image.rgb8, y, quality, refine_steps)
+        return source, image, y, seconds + time.monotonic() - start
+
+    def finish(job: batch.Job, result) -> batch.Converted:
+        source, image, y, seconds = result
+        start = time.monotonic()
         h, w = image.rgb8.shape[:2]
+        data = codec.pack(y, w, h, quality, select(image.metadata, metadata_kinds))
+        batch.write_output(job, data, force)
         bpp = 8 * len(data) / (w * h)
         notes = "; ".join(image.notes)
         message = (f"{w}x{h}, quality {quality_code / QUALITY_SCALE:g}, {len(data)} bytes, {bpp:.4f} bpp, "
-                   f"{time.monotonic() - start:.2f} s" + (f" ({notes})" if notes else ""))
+                   f"{seconds + time.monotonic() - start:.2f} s" + (f" ({notes})" if notes else ""))
         return batch.Converted(len(source), len(data), bpp, message)
 
     def complete(job: batch.Job):
         return batch.hfc_output_complete(job, codec.info.name, codec.info.digest, quality_code, max_pixels)
 
-    sys.exit(batch.run(plan, convert, force=force, quiet=quiet, verbose=verbose, complete=complete,
-                       json_records=as_json))
+    sys.exit(batch.run(plan, batch.Stages(read, work, finish), force=force, quiet=quiet, verbose=verbose,
+                       complete=complete, json_records=as_json))
 
 
 def _load_codec(name: str, device: str):
@@ -228,23 +241,34 @@ def decode(inputs, beta, fmt, runtime, output, outdir, force, device, quiet, ver
     def image_format(job: batch.Job) -> str:
         return OUTPUT_FORMATS[ext] if (fmt or job.target == STDIO) else output_format(Path(job.target))
 
-    def convert(job: batch.Job) -> batch.Converted:
+    # Read and range-decode the next file / run G / encode and write the last image. Only the
+    # reader thread uses the pool (which loads models) and the entropy model.
+    def read(job: batch.Job):
         start = time.monotonic()
         data = batch.read_input(job)
         hfc = bitstream.parse(data, max_pixels=max_pixels)
         codec = pool.for_file(hfc)
-        rgb8 = codec.decode(hfc, beta)
+        return data, hfc, codec, codec.latent(hfc), time.monotonic() - start
+
+    def work(job: batch.Job, item):
+        data, hfc, codec, y_hat, seconds = item
+        start = time.monotonic()
+        return data, hfc, codec, codec.generate(hfc, y_hat, beta), seconds + time.monotonic() - start
+
+    def finish(job: batch.Job, result) -> batch.Converted:
+        data, hfc, codec, rgb8, seconds = result
+        start = time.monotonic()
         image = encode_image(rgb8, image_format(job), select(hfc.metadata, metadata_kinds))
         batch.write_output(job, image, force)
         return batch.Converted(len(data), len(image), 8 * len(data) / hfc.pixels,
                                f"{hfc.width}x{hfc.height}, beta={beta:g}, {codec.runtime}, "
-                               f"{time.monotonic() - start:.2f} s")
+                               f"{seconds + time.monotonic() - start:.2f} s")
 
     def complete(job: batch.Job):
         return batch.image_output_complete(job, image_format(job), max_pixels)
 
-    sys.exit(batch.run(plan, convert, force=force, quiet=quiet, verbose=verbose, complete=complete,
-                       json_records=as_json))
+    sys.exit(batch.run(plan, batch.Stages(read, work, finish), force=force, quiet=quiet, verbose=verbose,
+                       complete=complete, json_records=as_json))
 
 
 @main.command()

@@ -1,8 +1,10 @@
-"""Batch conversion for the CLI: which output each input goes to, running the jobs one by one
+"""Batch conversion for the CLI: which output each input goes to, running the jobs in order
 (a failure is reported and the batch goes on), skipping outputs a previous run completed, and
 what is reported at the end (a summary line, or one JSON record per file).
 
-No torch here: the conversions themselves are callables the CLI passes in.
+A conversion comes in three steps (Stages), which a batch overlaps across files: the next file
+is read while the network runs on this one, and the last one's output is encoded and written
+meanwhile. No torch here: the steps are callables the CLI passes in.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
+from typing import Any, Callable
 
 from hificodec.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
@@ -55,6 +59,28 @@ class Converted:
     bytes_out: int
     bpp: float | None = None  # of the .hfc file involved
     message: str = ""  # for -v
+
+
+@dataclass
+class Stages:
+    """One conversion in three steps, so that a batch can overlap them across files:
+    ``read(job)`` runs on a reader thread one file ahead (input bytes, parsing, and the
+    single-threaded work before the network), ``work(job, item)`` in the batch's own thread (the
+    network), ``finish(job, result) -> Converted`` on a writer thread one file behind (output
+    encoding and the atomic write). A step that fails fails its file alone."""
+
+    read: Callable[[Job], Any]
+    work: Callable[[Job, Any], Any]
+    finish: Callable[[Job, Any], Converted]
+
+    @classmethod
+    def single(cls, convert: Callable[[Job], Converted]) -> "Stages":
+        """A conversion that is one step (nothing to overlap)."""
+        return cls(read=lambda job: None, work=lambda job, item: convert(job), finish=lambda job, done: done)
+
+
+# What a failed file raises (see run); anything else is a bug and stops the batch.
+FILE_ERRORS = (ValueError, OSError, MemoryError, RuntimeError)
 
 
 @dataclass
@@ -263,28 +289,35 @@ def _human(n: float) -> str:
             return f"{n:.1f} {unit}"
 
 
-def run(plan_: Plan, convert, *, force: bool, quiet: bool, verbose: bool, complete=None,
-        json_records: bool = False, echo=None) -> int:
+def run(plan_: Plan, convert: Stages | Callable[[Job], Converted], *, force: bool, quiet: bool, verbose: bool,
+        complete=None, json_records: bool = False, echo=None) -> int:
     """Converts every job of the plan; returns the exit code (0 all done, 1 some failed, 130
-    Ctrl-C). ``convert(job) -> Converted``; ``complete(job) -> Converted | None`` says whether an
-    existing output is the finished result of this input and these settings (a batch then skips
-    it; one that is not is reported as failed and left alone, unless ``force``).
+    Ctrl-C). ``convert`` is a Stages, or one callable ``convert(job) -> Converted``;
+    ``complete(job) -> Converted | None`` says whether an existing output is the finished result
+    of this input and these settings (a batch then skips it; one that is not is reported as
+    failed and left alone, unless ``force``).
 
     Every user-facing error of hificodec (bad image, bad .hfc, wrong model, corrupt weights) is
     a ValueError; OSError covers unreadable/unwritable files; MemoryError/RuntimeError an image
     too large for this machine."""
     from tqdm import tqdm
 
+    stages = convert if isinstance(convert, Stages) else Stages.single(convert)
     jobs = plan_.jobs
     echo = echo or (lambda text: print(text, file=sys.stderr, flush=True))
     show_bar = not quiet and sys.stderr.isatty() and len(jobs) > 1
-    bar = tqdm(jobs, disable=not show_bar, file=sys.stderr, unit="img", dynamic_ncols=True)
+    bar = tqdm(total=len(jobs), disable=not show_bar, file=sys.stderr, unit="img", dynamic_ncols=True)
     say = (lambda text: bar.write(text, file=sys.stderr)) if show_bar else echo
     tally = Tally()
     ctrl_c = _CtrlC()
+    if len(jobs) > 1:
+        reader = ThreadPoolExecutor(1, thread_name_prefix="hfc-read")
+        writer = ThreadPoolExecutor(1, thread_name_prefix="hfc-write")
+    else:  # one file: nothing to overlap, and other threads' allocations would only add to its peak
+        reader = writer = _Inline()
     try:
-        for job in bar:
-            record = _run_one(job, plan_.is_batch, convert, complete, force)
+        for job, record in _pipeline(jobs, stages, plan_.is_batch, complete, force, reader, writer):
+            bar.update(1)
             tally.add(record)
             if record.status == "failed":
                 say(f"hfc: {job.label}: {record.error}")
@@ -296,10 +329,12 @@ def run(plan_: Plan, convert, *, force: bool, quiet: bool, verbose: bool, comple
             if ctrl_c.pressed:  # a Ctrl-C whose KeyboardInterrupt was swallowed: stop here
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
+        _stop(reader, writer)
         bar.close()
         echo("hfc: interrupted")
         return EXIT_INTERRUPTED
     finally:
+        _stop(reader, writer)  # a bug's exception too: a write under way ends (atomically) first
         ctrl_c.restore()
     bar.close()
     if tally.failed and len(jobs) > 1:
@@ -309,29 +344,89 @@ def run(plan_: Plan, convert, *, force: bool, quiet: bool, verbose: bool, comple
     return EXIT_FAILED if tally.failed else EXIT_OK
 
 
-def _run_one(job: Job, is_batch: bool, convert, complete, force: bool) -> Record:
-    record = Record(job.label, job.target, "converted")
-    start = time.monotonic()
-    try:
-        exists = job.target != STDIO and (Path(job.target).exists() or Path(job.target).is_symlink())
-        if is_batch and exists and not force and complete is not None:
-            done = complete(job)
-            if done is None:
-                raise ValueError(f"{job.target} exists but is not a complete output of this input with these "
-                                 "settings; left as it is (use --force to redo it)")
-            record.status, result = "skipped", done
-            record.message = "skipped: already complete"
-        else:
+class _Inline:
+    """An executor that runs each step at once, in the calling thread."""
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever reads the result, as a thread would
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def _stop(reader: ThreadPoolExecutor, writer: ThreadPoolExecutor) -> None:
+    """Drops the reads not begun and waits for the steps under way: a write that has begun
+    completes (atomic_write leaves a whole file or none), so no partial output is left."""
+    reader.shutdown(wait=True, cancel_futures=True)
+    writer.shutdown(wait=True, cancel_futures=True)
+
+
+def _pipeline(jobs: list[Job], stages: Stages, is_batch: bool, complete, force: bool,
+              reader: ThreadPoolExecutor, writer: ThreadPoolExecutor):
+    """Yields (job, Record) in the jobs' order. While job i's work runs here, job i+1 is read on
+    the reader thread and job i-1 finished on the writer thread."""
+
+    def begin(job: Job) -> tuple[Record, Future | None, float]:
+        """Skip it, refuse it, or start reading it."""
+        record, start = Record(job.label, job.target, "converted"), time.monotonic()
+        try:
+            exists = job.target != STDIO and (Path(job.target).exists() or Path(job.target).is_symlink())
+            if is_batch and exists and not force and complete is not None:
+                done = complete(job)
+                if done is None:
+                    raise ValueError(f"{job.target} exists but is not a complete output of this input with these "
+                                     "settings; left as it is (use --force to redo it)")
+                record.status, record.message = "skipped", "skipped: already complete"
+                _account(record, done)
+                return record, None, start
             check_target(job, force)
-            result = convert(job)
-            record.message = result.message
-        record.bytes_in, record.bytes_out = result.bytes_in, result.bytes_out
-        record.bpp = round(result.bpp, 5) if result.bpp is not None else None
-    except (ValueError, OSError, MemoryError, RuntimeError) as exc:
-        record.status, record.error = "failed", _reason(exc)
-        record.bytes_in = _size(job.source)
-    record.seconds = round(time.monotonic() - start, 3)
-    return record
+        except FILE_ERRORS as exc:
+            _fail(record, job, exc)
+            return record, None, start
+        return record, reader.submit(stages.read, job), start
+
+    def settle(job: Job, record: Record, write: Future | None, start: float) -> tuple[Job, Record]:
+        if write is not None:
+            try:
+                done = write.result()
+                record.message = done.message
+                _account(record, done)
+            except FILE_ERRORS as exc:
+                _fail(record, job, exc)
+        record.seconds = round(time.monotonic() - start, 3)
+        return job, record
+
+    upcoming = begin(jobs[0]) if jobs else None
+    writing = None
+    for i, job in enumerate(jobs):
+        record, read, start = upcoming
+        upcoming = begin(jobs[i + 1]) if i + 1 < len(jobs) else None
+        write = None
+        if read is not None:
+            try:
+                write = writer.submit(stages.finish, job, stages.work(job, read.result()))
+            except FILE_ERRORS as exc:
+                _fail(record, job, exc)
+        if writing is not None:
+            yield settle(*writing)
+        writing = (job, record, write, start)
+    if writing is not None:
+        yield settle(*writing)
+
+
+def _account(record: Record, done: Converted) -> None:
+    record.bytes_in, record.bytes_out = done.bytes_in, done.bytes_out
+    record.bpp = round(done.bpp, 5) if done.bpp is not None else None
+
+
+def _fail(record: Record, job: Job, exc: BaseException) -> None:
+    record.status, record.error = "failed", _reason(exc)
+    record.bytes_in = _size(job.source)
 
 
 def newer_or_same(target: str, source: str) -> bool:
