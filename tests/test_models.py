@@ -141,3 +141,45 @@ def test_rgb_upconv_generator_codes_through_the_codec(tmp_path):
     assert whole.shape == (70, 90, 3) and np.abs(whole.astype(int) - tiled).max() <= 1
     with pytest.raises(ValueError, match="rgb_layer"):
         HiFiC(replace(CONFIGS["tiny"], rgb_layer="conv9"))
+
+
+def test_layer_scaled_trunk_starts_as_the_identity_and_learns():
+    """trunk_layer_scale: each trunk block's residual is scaled by a per-channel scale that
+    starts at zero, so a new G's trunk passes the head's output through (plus the global skip)
+    and the scale gets a gradient."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    generator = HiFiC(replace(CONFIGS["tiny-gdn"], trunk_layer_scale=True)).generator
+    y, beta = torch.randn(2, CONFIGS["tiny-gdn"].latent_channels, 3, 5), torch.tensor([0.0, 3.0])
+    torch.testing.assert_close(generator.trunk(y, beta), 2 * generator.head(y))
+    generator.trunk(y, beta).square().mean().backward()
+    assert all(float(block.scale.grad.abs().max()) > 0 for block in generator.blocks)
+    assert all(block.scale is None for block in HiFiC(CONFIGS["tiny-gdn"]).generator.blocks)  # old weights load
+
+
+def test_balle_encoder_is_compressai_analysis_and_codes_through_the_codec(tmp_path):
+    """encoder = "balle": CompressAI's bmshj2018 analysis, layer for layer (its weights load and
+    give its latent), in front of the project's G, coded through the codec."""
+    from dataclasses import replace
+
+    import numpy as np
+    from compressai.models import ScaleHyperprior
+
+    from hificodec.codec import Codec
+    from hificodec.zoo import export_weights
+
+    torch.manual_seed(0)
+    cfg = replace(CONFIGS["tiny-gdn"], encoder="balle", rate_levels=3, channels=(4, 8, 8, 8, 16))
+    model = HiFiC(cfg).eval()
+    reference = ScaleHyperprior(cfg.channels[1], cfg.latent_channels).g_a
+    model.encoder.net.load_state_dict(reference.state_dict())
+    x = torch.rand(1, 3, 64, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(model.encoder(x), reference(x))
+    export_weights(model, tmp_path / "b.safetensors", "b", "tiny-balle", [0.1, 0.2, 0.3], {})
+    codec = Codec.load("b", "cpu", tmp_path)
+    rgb = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
+    assert codec.decode(codec.encode(rgb, quality=0.5), 0.0).shape == (40, 56, 3)
+    with pytest.raises(ValueError, match="encoder_blocks"):
+        HiFiC(replace(cfg, encoder_blocks=1))

@@ -199,6 +199,9 @@ def test_weight_average_is_validated_exported_and_continued(tmp_path, photo_dir)
     assert lag > 1e-3  # the average trails the raw weights
     trainer.val_images = [torch.rand(3, 64, 64)]
     assert set(trainer.validate()) == {"bpp", "psnr_beta0", "lpips_beta0", "lpips_beta2.56"}
+    trainer.cfg.beta_max_train = 0.0  # a core stage: beta 0 alone, no LPIPS to measure
+    assert set(trainer.validate()) == {"bpp", "psnr_beta0"}
+    trainer.cfg.beta_max_train = 5.12
     assert not trainer.ema.training and trainer.model.training
     path, _ = export_main(trainer.checkpoint_path, "averaged", tmp_path / "weights")
     info = model_info(path)

@@ -84,9 +84,13 @@ class BetaEmbedding(nn.Module):
 
 
 class ConditionalResidualBlock(nn.Module):
-    """conv-CN-ReLU-conv-CN with a learned projection of f(beta) added after each conv."""
+    """conv-CN-ReLU-conv-CN with a learned projection of f(beta) added after each conv.
 
-    def __init__(self, channels: int, embed_features: int):
+    ``scaled``: the residual is multiplied by a per-channel scale that starts at zero
+    (LayerScale, as ResidualBlock), so a new trunk starts as the identity instead of adding five
+    unit-variance residuals to the head's output."""
+
+    def __init__(self, channels: int, embed_features: int, scaled: bool = False):
         super().__init__()
         self.conv1 = conv(channels, channels, 3)
         self.norm1 = ChannelNorm2d(channels)
@@ -98,12 +102,13 @@ class ConditionalResidualBlock(nn.Module):
         for proj in (self.proj1, self.proj2):
             nn.init.zeros_(proj.weight)
             nn.init.zeros_(proj.bias)
+        self.scale = nn.Parameter(torch.zeros(1, channels, 1, 1)) if scaled else None
 
     def forward(self, x: torch.Tensor, f_beta: torch.Tensor) -> torch.Tensor:
         h = self.conv1(x) + self.proj1(f_beta)[:, :, None, None]
         h = torch.relu(self.norm1(h))
-        h = self.conv2(h) + self.proj2(f_beta)[:, :, None, None]
-        return x + self.norm2(h)
+        h = self.norm2(self.conv2(h) + self.proj2(f_beta)[:, :, None, None])
+        return x + (h if self.scale is None else self.scale * h)
 
 
 class ResidualBlock(nn.Module):

@@ -66,6 +66,15 @@ class ModelConfig:
     # convolution) or "upconv5" (Balle's hyperprior codecs: the last upsampling is a 5x5
     # transposed convolution straight to RGB, so G holds no full-resolution feature maps).
     rgb_layer: str = "conv7"
+    # E's layout: "hific" (a 7x7 convolution at full resolution, strided convolutions of
+    # ``kernel`` to 1/16, then a 3x3 convolution to the latent) or "balle" (CompressAI's
+    # bmshj2018 analysis as it is: four 5x5 stride-2 convolutions with zero padding and
+    # CompressAI's GDN between, the last straight to the latent, on [0, 1] pixels; it uses
+    # channels[1:4] and holds no full-resolution feature maps).
+    encoder: str = "hific"
+    # Whether G's trunk blocks scale their residual by a learned per-channel scale that starts
+    # at zero (the trunk starts as the identity; ConditionalResidualBlock).
+    trunk_layer_scale: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,6 +135,14 @@ CONFIGS["hific-cpu-gdn-rgbup"] = replace(CONFIGS["hific-cpu-gdn"], rgb_layer="up
 # hific-cpu-gdn-rgbup with 128 channels at 1/2, 1/4 and 1/8 resolution: bmshj2018's synthesis
 # (N=128) behind the beta-conditional trunk (core pilots, docs/lab-notebook.md).
 CONFIGS["hific-cpu-gdn-rgbup-wide"] = replace(CONFIGS["hific-cpu-gdn-rgbup"], channels=(24, 128, 128, 128, 256))
+# hific-cpu-gdn-rgbup-wide whose trunk starts as the identity (ModelConfig.trunk_layer_scale):
+# G at initialisation is then bmshj2018's synthesis behind one head convolution.
+CONFIGS["hific-cpu-gdn-rgbup-wide-ls"] = replace(CONFIGS["hific-cpu-gdn-rgbup-wide"], trunk_layer_scale=True)
+# The architecture of hific-cpu2 (issue 42's two-stage model): the core that the pilots found to
+# learn as fast as bmshj2018 (docs/lab-notebook.md) -- bmshj2018's analysis as E, and G with
+# bmshj2018's synthesis widths and ending behind the beta-conditional trunk -- with three rate
+# levels.
+CONFIGS["hific-cpu2"] = replace(CONFIGS["hific-cpu-gdn-rgbup-wide"], encoder="balle", rate_levels=3)
 
 
 def _activation(cfg: ModelConfig, channels: int, inverse: bool = False) -> list[nn.Module]:
@@ -141,15 +158,28 @@ class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         ch = cfg.channels
-        layers: list[nn.Module] = [conv(3, ch[0], 7), *_activation(cfg, ch[0])]
-        for c_in, c_out in zip(ch[:-1], ch[1:]):
-            layers += [conv(c_in, c_out, cfg.kernel, stride=2), *_activation(cfg, c_out)]
-        layers.append(conv(ch[-1], cfg.latent_channels, 3))
+        self.centred_input = cfg.encoder != "balle"
+        if cfg.encoder == "balle":
+            from compressai.layers import GDN as CompressAIGDN
+
+            if cfg.encoder_blocks:
+                raise ValueError("encoder = 'balle' has no 1/16-resolution features for encoder_blocks")
+            layers: list[nn.Module] = []
+            for c_in, c_out in zip((3, *ch[1:3]), ch[1:4]):
+                layers += [nn.Conv2d(c_in, c_out, 5, stride=2, padding=2), CompressAIGDN(c_out)]
+            layers.append(nn.Conv2d(ch[3], cfg.latent_channels, 5, stride=2, padding=2))
+        elif cfg.encoder == "hific":
+            layers = [conv(3, ch[0], 7), *_activation(cfg, ch[0])]
+            for c_in, c_out in zip(ch[:-1], ch[1:]):
+                layers += [conv(c_in, c_out, cfg.kernel, stride=2), *_activation(cfg, c_out)]
+            layers.append(conv(ch[-1], cfg.latent_channels, 3))
+        else:
+            raise ValueError(f"encoder must be 'hific' or 'balle', not {cfg.encoder!r}")
         self.net = nn.Sequential(*layers)
         self.blocks = nn.Sequential(*(ResidualBlock(ch[-1]) for _ in range(cfg.encoder_blocks)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.net[:-1](x * 2.0 - 1.0)  # [0, 1] images -> [-1, 1]
+        h = self.net[:-1](x * 2.0 - 1.0 if self.centred_input else x)  # [0, 1] images -> [-1, 1]
         return self.net[-1](self.blocks(h))  # blocks (if any) before the latent layer
 
 
@@ -167,7 +197,8 @@ class Generator(nn.Module):
             )
         self.beta_embedding = BetaEmbedding(cfg.beta_embed_width, beta_max=BETA_MAX_TRAIN)
         self.blocks = nn.ModuleList(
-            ConditionalResidualBlock(ch[-1], cfg.beta_embed_width) for _ in range(cfg.residual_blocks)
+            ConditionalResidualBlock(ch[-1], cfg.beta_embed_width, scaled=cfg.trunk_layer_scale)
+            for _ in range(cfg.residual_blocks)
         )
         ups: list[nn.Module] = []
         pairs = list(zip(ch[:0:-1], ch[-2::-1]))

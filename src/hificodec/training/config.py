@@ -69,6 +69,9 @@ class TrainConfig:
     # gains) is held still, so the files a trained core writes stay byte-identical.
     train_parts: str = "all"
     aux_lr: float = 1e-3
+    # Clip the norm of G's, E's and the entropy models' gradient per step (0: off); CompressAI's
+    # training example and the core pilots clip at 1.
+    grad_clip: float = 0.0
     # The factorized prior of z starts wide (CompressAI's init_scale 10); at the main lr it needs
     # far more steps than a CPU run has to narrow, and z then costs most of the rate.
     entropy_lr_factor: float = 25.0

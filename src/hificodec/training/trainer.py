@@ -405,6 +405,8 @@ class Trainer:
         cfg = self.cfg
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_([p for group in self.opt_g.param_groups for p in group["params"]], cfg.grad_clip)
         self.opt_g.step()
 
         if self.cfg.train_parts == "all":  # the forward gains and the z prior shape the files
@@ -437,8 +439,9 @@ class Trainer:
     # -- validation -------------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> dict:
-        """bpp (from the likelihoods of the rounded latents), PSNR at beta=0, LPIPS at 0 and 2.56,
-        of the weights an export would ship (the average, if the run keeps one)."""
+        """bpp (from the likelihoods of the rounded latents), PSNR of the 8-bit image at beta=0,
+        LPIPS at 0 and 2.56 (not in a core stage, which trains at beta 0 alone), of the weights
+        an export would ship (the average, if the run keeps one)."""
         if not self.val_images:
             return {}
         model = self.ema if self.ema is not None else self.model
@@ -453,12 +456,13 @@ class Trainer:
                 suffix = f"_q{level}" if levels > 1 else ""
                 y_hat, likelihoods, _ = model.quantize(y, torch.tensor([level], device=self.device))
                 row["bpp" + suffix] = float(bits_per_pixel(likelihoods, x.shape[-2] * x.shape[-1]))
-                for b in (0.0, BETA_MAX):
+                for b in (0.0, BETA_MAX) if self.cfg.beta_max_train > 0 else (0.0,):
                     x_hat = model.synthesize(y_hat, torch.tensor([b])).clamp(0, 1)
                     if b == 0.0:
-                        mse = float((x_hat - x).pow(2).mean()) * 255.0**2
+                        mse = float(((x_hat * 255).round() - x * 255).pow(2).mean())
                         row["psnr_beta0" + suffix] = psnr_of_mse(mse)
-                    row[f"lpips_beta{b:g}" + suffix] = float(self.lpips(x_hat, x).mean())
+                    if self.cfg.beta_max_train > 0:
+                        row[f"lpips_beta{b:g}" + suffix] = float(self.lpips(x_hat, x).mean())
             rows.append(row)
         self.model.train()
         return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
@@ -502,7 +506,8 @@ class Trainer:
                 if cfg.val_every and self.step % cfg.val_every == 0:
                     val = self.validate()
                     if val:
-                        self._log({"step": self.step, "val": {k: round(v, 4) for k, v in val.items()}})
+                        self._log({"step": self.step, "seconds": round(self.train_seconds, 1),
+                                   "val": {k: round(v, 4) for k, v in val.items()}})
                 stage_end = self.step == cfg.stage1_steps
                 if stage_end or time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
                     self.save_checkpoint()
