@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +93,9 @@ class OpenVinoSynthesis:
         try:
             y_hat = torch.zeros(1, model.config.latent_channels, 8, 8)
             beta = torch.zeros(1)
-            with torch.no_grad():
+            # OpenVINO traces with torch.jit, which warns that it is deprecated: not the user's concern
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
                 h = model.trunk(y_hat, beta)
                 trunk = ov.convert_model(_Part(model.trunk), example_input=(y_hat, beta),
                                          input=[ov.PartialShape([1, y_hat.shape[1], -1, -1]), ov.PartialShape([1])])
