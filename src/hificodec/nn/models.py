@@ -179,7 +179,7 @@ class Encoder(nn.Module):
         self.blocks = nn.Sequential(*(ResidualBlock(ch[-1]) for _ in range(cfg.encoder_blocks)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.net[:-1](x * 2.0 - 1.0 if self.centred_input else x)  # [0, 1] images -> [-1, 1]
+        h = self.net[:-1](x * 2.0 - 1.0 if self.centred_input else x)  # HiFiC: [0, 1] images -> [-1, 1]
         return self.net[-1](self.blocks(h))  # blocks (if any) before the latent layer
 
 
