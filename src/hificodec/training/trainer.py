@@ -448,6 +448,7 @@ class Trainer:
         model.eval()
         rows = []
         levels = model.rate_levels
+        realism = self.cfg.beta_max_train > 0
         for img in self.val_images:
             x = img.to(self.device).unsqueeze(0)
             y = model.analyse(x)
@@ -456,12 +457,12 @@ class Trainer:
                 suffix = f"_q{level}" if levels > 1 else ""
                 y_hat, likelihoods, _ = model.quantize(y, torch.tensor([level], device=self.device))
                 row["bpp" + suffix] = float(bits_per_pixel(likelihoods, x.shape[-2] * x.shape[-1]))
-                for b in (0.0, BETA_MAX) if self.cfg.beta_max_train > 0 else (0.0,):
+                for b in (0.0, BETA_MAX) if realism else (0.0,):
                     x_hat = model.synthesize(y_hat, torch.tensor([b])).clamp(0, 1)
                     if b == 0.0:
                         mse = float(((x_hat * 255).round() - x * 255).pow(2).mean())
                         row["psnr_beta0" + suffix] = psnr_of_mse(mse)
-                    if self.cfg.beta_max_train > 0:
+                    if realism:
                         row[f"lpips_beta{b:g}" + suffix] = float(self.lpips(x_hat, x).mean())
             rows.append(row)
         self.model.train()
